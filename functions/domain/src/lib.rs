@@ -1,0 +1,30 @@
+//! The Stolen Tee domain: what the shop sells and how it prices it.
+//!
+//! This crate is the innermost layer of the workspace (see `docs/ARCHITECTURE.md`).
+//! **Architecture invariant:** no I/O, no async, no clock, no randomness. Everything here is a
+//! pure function of its inputs, so every rule can be tested without a database and every
+//! adapter (Postgres, Lambda, the edge) can rely on the same definitions.
+//!
+//! Values are *parsed* into existence: a [`Slug`], a [`Quantity`] or a [`QuoteRequest`] that
+//! exists has already been checked, so code further in never re-validates.
+
+mod catalog;
+mod ids;
+mod money;
+mod pricing;
+mod quote;
+
+pub use catalog::{
+    DecorationMethod, MethodName, MethodStatus, PlacementCharge, PricingRules, PricingRulesError,
+    Product, ProductStatus, QuantityBreak, Slug, SlugError, Variant,
+};
+pub use ids::{DecorationMethodId, PriceRuleId, ProductId, VariantId};
+pub use money::{BasisPoints, Cents};
+pub use pricing::{
+    Discount, DiscountKind, PriceRule, PricingContext, Quote, QuoteError, QuoteLine, QuoteLineKind,
+    RuleScope, quote,
+};
+pub use quote::{
+    Location, MAX_QUANTITY, Placement, QuantityError, QuoteRequest, QuoteRequestError,
+    RawPlacement, RawQuoteRequest, Quantity,
+};
