@@ -1,0 +1,15 @@
+//! The functions' adapters to the outside world: today Postgres (pools, migrations, catalog
+//! queries); object storage and the job queue join with the cut-out work.
+//!
+//! **Architecture invariant:** this crate knows SQL and drivers but not HTTP. It returns
+//! domain types and classified errors ([`StoreError`]) that the API maps to status codes.
+
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod migrate;
+pub mod telemetry;
+
+pub use catalog::{Catalog, MethodAvailability, VariantForSale};
+pub use config::{ConfigError, DbConfig, PoolMode, PoolPlan};
+pub use db::{Conn, Database, Db, Param, PoolStats, StoreError};
