@@ -202,3 +202,10 @@ impl Conn {
         &self.client
     }
 }
+
+impl Conn {
+    /// How this database's migration history compares with the build's migrations.
+    pub async fn schema_state(mut self) -> Result<crate::migrate::SchemaState, crate::migrate::MigrateError> {
+        crate::migrate::schema_state(&mut self.client).await
+    }
+}

@@ -1,0 +1,98 @@
+//! Building the application once, the same way for Lambda, the local server and tests.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use store::migrate::SchemaState;
+use store::{Catalog, Database};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::cache::CatalogCache;
+use crate::config::ApiConfig;
+use crate::middleware;
+use crate::routes::{catalog, health, quote};
+
+/// What handlers share. Cheap to clone (pools and caches are reference-counted).
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub cache: CatalogCache,
+    pub instance_id: Arc<str>,
+}
+
+/// The whole HTTP surface. Every route, the fallback and every error pass through
+/// [`middleware::around_request`], the outermost layer.
+pub fn router(state: AppState, config: &ApiConfig) -> Router {
+    Router::new()
+        .route("/health", get(health::live))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/api/products", get(catalog::list))
+        .route("/api/products/{slug}", get(catalog::show))
+        .route("/api/price/quote", post(quote::quote))
+        .fallback(middleware::route_not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(middleware::panic_to_response))
+        .layer(axum::middleware::from_fn_with_state(config.request_timeout, middleware::around_request))
+}
+
+/// A built application: state and router, ready to be served by either host.
+pub struct App {
+    pub state: AppState,
+    pub router: Router,
+}
+
+impl App {
+    /// Opens the pools (lazily), checks the schema and builds the router.
+    ///
+    /// The API refuses to start on a database whose migrations are behind this build or
+    /// were edited after being applied. A database that cannot be reached at all does not
+    /// stop start-up: requests get 503s and readiness says why, until it comes back.
+    pub async fn build(config: &ApiConfig) -> anyhow::Result<Self> {
+        let instance_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+        tracing::info!(
+            instance = %instance_id,
+            version = env!("CARGO_PKG_VERSION"),
+            in_lambda = config.in_lambda,
+            bind = %config.bind,
+            db = ?config.db,
+            catalog_ttl_secs = config.catalog_ttl.as_secs(),
+            request_timeout_ms = config.request_timeout.as_millis() as u64,
+            max_body_bytes = config.max_body_bytes,
+            "starting api"
+        );
+        tracing::info!(plan = %config.db.plan, mode = ?config.db.pool_mode, "database connection budget");
+
+        let db = Database::new(&config.db).context("building the database pools")?;
+        check_schema(&db).await?;
+        let cache = CatalogCache::new(Catalog::new(db.clone()), config.catalog_ttl);
+        let state = AppState { db, cache, instance_id };
+        let router = router(state.clone(), config);
+        Ok(Self { state, router })
+    }
+}
+
+async fn check_schema(db: &Database) -> anyhow::Result<()> {
+    let conn = match db.primary.conn().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "database unreachable at start-up; schema not checked, serving 503s until it answers");
+            return Ok(());
+        }
+    };
+    match conn.schema_state().await.context("reading the migration history")? {
+        SchemaState::UpToDate { version } => {
+            tracing::info!(version, "schema is up to date");
+            Ok(())
+        }
+        SchemaState::Behind { pending } => {
+            bail!("the database is missing migrations {pending:?}: run `make migrate` (or the deploy's migrate step) first")
+        }
+        SchemaState::Diverged { detail } => bail!("refusing to start: {detail}"),
+    }
+}

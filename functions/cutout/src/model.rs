@@ -1,0 +1,282 @@
+//! Which model to run, where its file lives, and how its input is normalised.
+//!
+//! The four rembg models supported here share U²-Net's interface (one RGB image in, a stack
+//! of sigmoid maps out, the first being the final prediction) and differ only in input size
+//! and normalisation, which this module records exactly as rembg 2.0.86's sessions do.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::error::ModelError;
+
+/// Environment variable naming a model file to use (overrides any name).
+pub const ENV_MODEL_PATH: &str = "MODEL_PATH";
+/// Environment variable naming the directory holding `<name>.onnx` files.
+pub const ENV_MODELS_DIR: &str = "MODELS_DIR";
+/// Environment variable naming a model (`u2netp`, `u2net`, …) when `MODEL_PATH` is unset.
+pub const ENV_MODEL: &str = "CUTOUT_MODEL";
+
+/// The rembg models this engine knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ModelName {
+    /// `u2netp`: the 4.6 MB "portable" U²-Net; the default because it is small and fast.
+    #[default]
+    U2netp,
+    /// `u2net`: the full 176 MB U²-Net.
+    U2net,
+    /// `silueta`: a 43 MB pruned U²-Net.
+    Silueta,
+    /// `isnet-general-use`: IS-Net (DIS), 1024×1024 input.
+    IsnetGeneralUse,
+}
+
+impl ModelName {
+    /// Every known model.
+    pub const ALL: [ModelName; 4] = [
+        ModelName::U2netp,
+        ModelName::U2net,
+        ModelName::Silueta,
+        ModelName::IsnetGeneralUse,
+    ];
+
+    /// rembg's name for the model (also the file stem: `<name>.onnx`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelName::U2netp => "u2netp",
+            ModelName::U2net => "u2net",
+            ModelName::Silueta => "silueta",
+            ModelName::IsnetGeneralUse => "isnet-general-use",
+        }
+    }
+
+    /// The file name rembg stores the model under.
+    pub fn file_name(self) -> String {
+        format!("{}.onnx", self.as_str())
+    }
+
+    /// rembg's published md5 of the model file.
+    pub fn md5(self) -> &'static str {
+        match self {
+            ModelName::U2netp => "8e83ca70e441ab06c318d82300c84806",
+            ModelName::U2net => "60024c5c889badc19c04ad937298a77b",
+            ModelName::Silueta => "55e59e0d8062d2f5d013f4725ee84782",
+            ModelName::IsnetGeneralUse => "fc16ebd8b0c10d971d3513d564d01e29",
+        }
+    }
+
+    /// Input geometry and normalisation, as in rembg's session classes.
+    pub fn preprocess(self) -> Preprocess {
+        match self {
+            ModelName::U2netp | ModelName::U2net | ModelName::Silueta => Preprocess::U2NET,
+            ModelName::IsnetGeneralUse => Preprocess::ISNET,
+        }
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ModelName {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ModelName::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| ModelError::UnknownName(s.to_string()))
+    }
+}
+
+/// How an image becomes the model's input tensor: the square side it is resized to and the
+/// per-channel mean and standard deviation (RGB order) applied after dividing by the image's
+/// maximum value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    /// Side of the square input (320 for U²-Net models, 1024 for IS-Net).
+    pub size: usize,
+    /// Subtracted per channel.
+    pub mean: [f64; 3],
+    /// Divided by per channel.
+    pub std: [f64; 3],
+}
+
+impl Preprocess {
+    /// rembg's `U2netSession`, `U2netpSession`, `SiluetaSession`: ImageNet statistics.
+    pub const U2NET: Preprocess = Preprocess {
+        size: 320,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+    /// rembg's `DisSession` (isnet-general-use): mean 0.5, std 1.0.
+    pub const ISNET: Preprocess = Preprocess {
+        size: 1024,
+        mean: [0.5, 0.5, 0.5],
+        std: [1.0, 1.0, 1.0],
+    };
+}
+
+/// Which model to load: a known name (looked up in the models directories) or a file path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSpec {
+    /// A rembg model by name.
+    Named(ModelName),
+    /// An ONNX file. Its normalisation comes from its file stem when that is a known name,
+    /// otherwise from its input size (1024 → IS-Net's, anything else → U²-Net's).
+    Path(PathBuf),
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec::Named(ModelName::default())
+    }
+}
+
+impl FromStr for ModelSpec {
+    type Err = ModelError;
+    /// A known name, or anything that looks like a path (contains a separator or ends in
+    /// `.onnx`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(name) = s.parse::<ModelName>() {
+            return Ok(ModelSpec::Named(name));
+        }
+        if s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) || s.ends_with(".onnx") {
+            return Ok(ModelSpec::Path(PathBuf::from(s)));
+        }
+        Err(ModelError::UnknownName(s.to_string()))
+    }
+}
+
+impl fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelSpec::Named(n) => n.fmt(f),
+            ModelSpec::Path(p) => p.display().fmt(f),
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The model configured by the environment: `MODEL_PATH` if set, else `CUTOUT_MODEL`
+    /// (a name or path), else `u2netp`.
+    pub fn from_env() -> Result<ModelSpec, ModelError> {
+        if let Some(p) = std::env::var_os(ENV_MODEL_PATH).filter(|v| !v.is_empty()) {
+            return Ok(ModelSpec::Path(PathBuf::from(p)));
+        }
+        match std::env::var(ENV_MODEL) {
+            Ok(v) if !v.is_empty() => v.parse(),
+            _ => Ok(ModelSpec::default()),
+        }
+    }
+
+    /// The known model this spec refers to, if any (by name, or by a path's file stem).
+    pub fn known_name(&self) -> Option<ModelName> {
+        match self {
+            ModelSpec::Named(n) => Some(*n),
+            ModelSpec::Path(p) => p.file_stem()?.to_str()?.parse().ok(),
+        }
+    }
+
+    /// Directories searched for a named model, in order: `$MODELS_DIR`, `$U2NET_HOME`
+    /// (rembg's own variable, so a shared rembg cache works), `./models`, `../../models`
+    /// (the repository's models directory seen from this crate, for `cargo test`), and
+    /// `~/.u2net`.
+    pub fn search_dirs() -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        for var in [ENV_MODELS_DIR, "U2NET_HOME"] {
+            if let Some(d) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                dirs.push(PathBuf::from(d));
+            }
+        }
+        dirs.push(PathBuf::from("models"));
+        dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+        if let Some(home) = std::env::var_os("HOME") {
+            dirs.push(Path::new(&home).join(".u2net"));
+        }
+        dirs
+    }
+
+    /// Resolves the spec to an existing file.
+    pub fn resolve(&self) -> Result<PathBuf, ModelError> {
+        match self {
+            ModelSpec::Path(p) => {
+                if p.is_file() {
+                    Ok(p.clone())
+                } else {
+                    Err(ModelError::NotFound {
+                        path: p.clone(),
+                        hint: "check MODEL_PATH / --model".into(),
+                    })
+                }
+            }
+            ModelSpec::Named(name) => {
+                let file = name.file_name();
+                let dirs = Self::search_dirs();
+                dirs.iter()
+                    .map(|d| d.join(&file))
+                    .find(|p| p.is_file())
+                    .ok_or_else(|| ModelError::NotFound {
+                        path: PathBuf::from(&file),
+                        hint: format!(
+                            "looked in {}; run scripts/fetch-model.sh or set MODELS_DIR / MODEL_PATH",
+                            dirs.iter()
+                                .map(|d| d.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_print_as_rembg_spells_them() {
+        for m in ModelName::ALL {
+            assert_eq!(m.as_str().parse::<ModelName>().unwrap(), m);
+            assert_eq!(m.to_string(), m.as_str());
+        }
+        assert!("u2netq".parse::<ModelName>().is_err());
+    }
+
+    #[test]
+    fn specs_are_names_or_paths() {
+        assert_eq!(
+            "u2net".parse::<ModelSpec>().unwrap(),
+            ModelSpec::Named(ModelName::U2net)
+        );
+        assert_eq!(
+            "models/x.onnx".parse::<ModelSpec>().unwrap(),
+            ModelSpec::Path("models/x.onnx".into())
+        );
+        assert!(matches!(
+            "nonsense".parse::<ModelSpec>(),
+            Err(ModelError::UnknownName(_))
+        ));
+    }
+
+    #[test]
+    fn a_path_named_like_a_known_model_uses_its_normalisation() {
+        let spec = ModelSpec::Path("/tmp/isnet-general-use.onnx".into());
+        assert_eq!(spec.known_name(), Some(ModelName::IsnetGeneralUse));
+        assert_eq!(
+            spec.known_name().unwrap().preprocess(),
+            Preprocess::ISNET
+        );
+    }
+
+    #[test]
+    fn isnet_uses_its_own_statistics_and_size() {
+        let p = ModelName::IsnetGeneralUse.preprocess();
+        assert_eq!(p.size, 1024);
+        assert_eq!(p.mean, [0.5; 3]);
+        assert_eq!(p.std, [1.0; 3]);
+        assert_eq!(ModelName::Silueta.preprocess().size, 320);
+    }
+}
