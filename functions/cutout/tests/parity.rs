@@ -7,9 +7,15 @@
 //! * mean |alpha difference| ≤ 1.0 (0–255 scale), and
 //! * IoU of the foregrounds (alpha > 127) ≥ 0.99.
 //!
+//! JPEG decoders differ: Pillow's libjpeg-turbo and Rust's zune-jpeg round a few levels
+//! apart on some pixels, so the *inputs* are not the same. Each JPEG is therefore compared
+//! twice: with its pixels decoded once by Pillow and stored losslessly (a strict case: same
+//! input, so the rules above apply in full), and as the raw file (reported; required to
+//! keep mean |Δ| ≤ 1.0, and IoU ≥ 0.99 when the foreground has at least
+//! `MIN_FOREGROUND_FOR_IOU` pixels — on a 221-pixel foreground, 7 pixels are 3 % of IoU).
+//!
 //! It also checks that our Pillow-LANCZOS port hands the model the very same 320×320 image
-//! as Pillow for PNG sources (JPEG decoders round differently, so JPEGs are only reported),
-//! and that `post_process_mask` agrees with rembg's.
+//! as Pillow in every strict case, and that `post_process_mask` agrees with rembg's.
 //!
 //! Needs `scripts/rembg-venv.sh` and `scripts/fetch-model.sh` to have run, so it only runs
 //! when `CUTOUT_PARITY=1` (as `make test` sets); otherwise it prints why it skipped.
@@ -41,6 +47,7 @@ const PHOTOS: &[&str] = &[
 
 const MAX_MEAN_ABS_DIFF: f64 = 1.0;
 const MIN_IOU: f64 = 0.99;
+const MIN_FOREGROUND_FOR_IOU: usize = 1000;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -140,26 +147,30 @@ fn masks_match_rembg_on_real_photos() {
     assert_eq!(engine.preprocess(), ModelName::U2netp.preprocess());
 
     println!(
-        "\n{:<18} {:>9} {:>5} | {:>8} {:>4} {:>8} {:>8} {:>6} | {:>8} | {:>8}",
-        "photo", "size", "fmt", "mean|Δ|", "max", "IoU", "fg px", "Δfg px", "in Δmax", "pp IoU"
+        "\n{:<24} {:>9} | {:>8} {:>4} {:>8} {:>8} {:>6} | {:>7} | {:>8}",
+        "case", "size", "mean|Δ|", "max", "IoU", "fg px", "Δfg px", "in Δmax", "pp IoU"
     );
     let mut failures = Vec::new();
+    let mut cases = 0;
     for line in manifest.lines() {
-        let mut cols = line.split('\t');
-        let (Some(name), Some(src)) = (cols.next(), cols.next()) else {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [label, src, base, strict, _secs] = cols[..] else {
             continue;
         };
+        cases += 1;
+        let strict = strict == "1";
+        let base = PathBuf::from(base);
+        let with_ext = |ext: &str| PathBuf::from(format!("{}.{ext}", base.display()));
         let bytes = std::fs::read(src).expect("reading photo");
-        let is_png = src.ends_with(".png");
 
         let cut = engine
             .cut_out(&bytes, &CutoutOptions::default())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let theirs = load_gray(&out.join(format!("{name}.mask.png")));
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let theirs = load_gray(&with_ext("mask.png"));
         assert_eq!(
             (cut.width, cut.height),
             theirs.dimensions(),
-            "{name}: size differs"
+            "{label}: size differs"
         );
         let c = compare(cut.mask.as_raw(), theirs.as_raw());
 
@@ -175,7 +186,7 @@ fn masks_match_rembg_on_real_photos() {
             320,
         )
         .expect("resize");
-        let pil_in = image::open(out.join(format!("{name}.in.png")))
+        let pil_in = image::open(with_ext("in.png"))
             .expect("pillow input")
             .to_rgb8();
         let in_max = ours_in
@@ -195,14 +206,12 @@ fn masks_match_rembg_on_real_photos() {
                 },
             )
             .expect("post-processed cut-out");
-        let pp_theirs = load_gray(&out.join(format!("{name}.pp.png")));
-        let pp = compare(pp_ours.mask.as_raw(), pp_theirs.as_raw());
+        let pp = compare(pp_ours.mask.as_raw(), load_gray(&with_ext("pp.png")).as_raw());
 
         println!(
-            "{:<18} {:>9} {:>5} | {:>8.4} {:>4} {:>8.5} {:>8} {:>6} | {:>8} | {:>8.5}",
-            name,
+            "{:<24} {:>9} | {:>8.4} {:>4} {:>8.5} {:>8} {:>6} | {:>7} | {:>8.5}",
+            if strict { label.to_string() } else { format!("{label} (raw)") },
             format!("{}x{}", cut.width, cut.height),
-            if is_png { "png" } else { "jpeg" },
             c.mean_abs,
             c.max_abs,
             c.iou,
@@ -212,25 +221,25 @@ fn masks_match_rembg_on_real_photos() {
             pp.iou
         );
         if c.mean_abs > MAX_MEAN_ABS_DIFF {
-            failures.push(format!("{name}: mean |Δ| {:.4} > {MAX_MEAN_ABS_DIFF}", c.mean_abs));
+            failures.push(format!("{label}: mean |Δ| {:.4} > {MAX_MEAN_ABS_DIFF}", c.mean_abs));
         }
-        if c.iou < MIN_IOU {
-            failures.push(format!("{name}: IoU {:.5} < {MIN_IOU}", c.iou));
+        let iou_applies = strict || c.foreground >= MIN_FOREGROUND_FOR_IOU;
+        if iou_applies && c.iou < MIN_IOU {
+            failures.push(format!("{label}: IoU {:.5} < {MIN_IOU}", c.iou));
         }
-        if is_png && in_max != 0 {
+        if iou_applies && pp.iou < MIN_IOU {
+            failures.push(format!("{label}: post-processed IoU {:.5} < {MIN_IOU}", pp.iou));
+        }
+        if strict && in_max != 0 {
             failures.push(format!(
-                "{name}: model input differs from Pillow's by up to {in_max}"
+                "{label}: model input differs from Pillow's by up to {in_max}"
             ));
-        }
-        if pp.iou < MIN_IOU {
-            failures.push(format!("{name}: post-processed IoU {:.5} < {MIN_IOU}", pp.iou));
         }
     }
     let _ = std::fs::remove_dir_all(&out);
     assert!(
-        manifest.lines().count() == PHOTOS.len(),
-        "rembg processed {} of {} photos",
-        manifest.lines().count(),
+        cases >= PHOTOS.len(),
+        "rembg processed {cases} cases for {} photos",
         PHOTOS.len()
     );
     assert!(failures.is_empty(), "parity failures:\n{}", failures.join("\n"));

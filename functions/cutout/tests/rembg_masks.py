@@ -2,12 +2,15 @@
 
 Usage: python rembg_masks.py OUT_DIR MODELS_DIR NAME [NAME ...]
 
-For each NAME (a file in skimage/data without extension, e.g. "astronaut") writes
-  OUT_DIR/NAME.mask.png     rembg.remove(bytes, session=u2netp, only_mask=True)
-  OUT_DIR/NAME.pp.png       the same with post_process_mask=True
-  OUT_DIR/NAME.in.png       the model's input image: exif_transpose → convert("RGB") →
+For each NAME (a file in skimage/data without extension, e.g. "astronaut") and each case
+(a PNG is one case; a JPEG is two: the raw file, and its pixels decoded by Pillow and stored
+as PNG) writes
+  OUT_DIR/LABEL.mask.png    rembg.remove(bytes, session=u2netp, only_mask=True)
+  OUT_DIR/LABEL.pp.png      the same with post_process_mask=True
+  OUT_DIR/LABEL.in.png      the model's input image: exif_transpose → convert("RGB") →
                             resize((320, 320), LANCZOS), i.e. what rembg's normalize() sees
-and prints one tab-separated line per photo: NAME, source path, seconds per rembg call.
+and prints one tab-separated line per case: LABEL, source path, output base path,
+strict (1 = same pixels reach both engines), seconds per rembg call.
 U2NET_HOME is set to MODELS_DIR so rembg finds u2netp.onnx there and downloads nothing.
 """
 
@@ -32,11 +35,25 @@ def main() -> int:
     data_dir = os.path.dirname(skimage.data.__file__)
     session = new_session("u2netp")
     os.makedirs(out_dir, exist_ok=True)
+
+    def run_case(label: str, src: str, strict: bool) -> None:
+        data = open(src, "rb").read()
+        t0 = time.perf_counter()
+        mask = remove(data, session=session, only_mask=True)
+        dt = time.perf_counter() - t0
+        base = os.path.join(out_dir, label)
+        open(base + ".mask.png", "wb").write(mask)
+        pp = remove(data, session=session, only_mask=True, post_process_mask=True)
+        open(base + ".pp.png", "wb").write(pp)
+        img = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        img.convert("RGB").resize((320, 320), Image.Resampling.LANCZOS).save(base + ".in.png")
+        print(f"{label}\t{src}\t{base}\t{int(strict)}\t{dt:.4f}", flush=True)
+
     for name in names:
         src = next(
             (
                 os.path.join(data_dir, name + ext)
-                for ext in (".png", ".jpg", ".jpeg", ".tif")
+                for ext in (".png", ".jpg", ".jpeg")
                 if os.path.isfile(os.path.join(data_dir, name + ext))
             ),
             None,
@@ -44,18 +61,16 @@ def main() -> int:
         if src is None:
             print(f"no sample photo named {name} in {data_dir}", file=sys.stderr)
             return 2
-        data = open(src, "rb").read()
-        t0 = time.perf_counter()
-        mask = remove(data, session=session, only_mask=True)
-        dt = time.perf_counter() - t0
-        open(os.path.join(out_dir, name + ".mask.png"), "wb").write(mask)
-        pp = remove(data, session=session, only_mask=True, post_process_mask=True)
-        open(os.path.join(out_dir, name + ".pp.png"), "wb").write(pp)
-        img = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
-        img.convert("RGB").resize((320, 320), Image.Resampling.LANCZOS).save(
-            os.path.join(out_dir, name + ".in.png")
-        )
-        print(f"{name}\t{src}\t{dt:.4f}", flush=True)
+        if src.endswith(".png"):
+            run_case(name, src, strict=True)
+        else:
+            # JPEG decoders differ (libjpeg-turbo vs Rust's zune-jpeg round differently by
+            # a few levels), so the raw file is reported, and the same pixels, decoded once
+            # by Pillow and stored losslessly, are what the strict comparison uses.
+            run_case(name + ".jpg", src, strict=False)
+            decoded = os.path.join(out_dir, name + ".pillow-decoded.png")
+            ImageOps.exif_transpose(Image.open(src)).save(decoded)
+            run_case(name + ".decoded", decoded, strict=True)
     return 0
 
 

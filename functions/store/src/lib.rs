@@ -9,6 +9,8 @@ pub mod config;
 pub mod db;
 pub mod migrate;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use catalog::{Catalog, MethodAvailability, VariantForSale};
 pub use config::{ConfigError, DbConfig, PoolMode, PoolPlan};

@@ -75,7 +75,11 @@ pub async fn seed(client: &mut Client) -> Result<(), MigrateError> {
 /// Compares the database with the embedded migrations without changing anything.
 pub async fn schema_state(client: &mut Client) -> Result<SchemaState, MigrateError> {
     let runner = runner();
-    let applied = runner.get_applied_migrations_async(client).await?;
+    let history = client
+        .query_one("SELECT to_regclass('refinery_schema_history') IS NOT NULL", &[])
+        .await
+        .map_err(|source| MigrateError::Db { doing: "looking for the migration history", source })?;
+    let applied = if history.get::<_, bool>(0) { runner.get_applied_migrations_async(client).await? } else { Vec::new() };
     let embedded = runner.get_migrations();
     for done in &applied {
         match embedded.iter().find(|m| m.version() == done.version()) {
