@@ -23,19 +23,26 @@ pub struct AppState {
     pub instance_id: Arc<str>,
 }
 
-/// The whole HTTP surface. Every route, the fallback and every error pass through
-/// [`middleware::around_request`], the outermost layer.
+/// The whole HTTP surface.
 pub fn router(state: AppState, config: &ApiConfig) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health::live))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/api/products", get(catalog::list))
         .route("/api/products/{slug}", get(catalog::show))
         .route("/api/price/quote", post(quote::quote))
+        .with_state(state);
+    with_layers(routes, config)
+}
+
+/// The cross-cutting behaviour every route gets: JSON 404/405, body limit, panic capture,
+/// and [`middleware::around_request`] outermost, so every response — errors included —
+/// has a request id, a span and an access-log line.
+pub fn with_layers(routes: Router, config: &ApiConfig) -> Router {
+    routes
         .fallback(middleware::route_not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
-        .with_state(state)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(middleware::panic_to_response))
         .layer(axum::middleware::from_fn_with_state(config.request_timeout, middleware::around_request))
@@ -91,7 +98,9 @@ async fn check_schema(db: &Database) -> anyhow::Result<()> {
             Ok(())
         }
         SchemaState::Behind { pending } => {
-            bail!("the database is missing migrations {pending:?}: run `make migrate` (or the deploy's migrate step) first")
+            bail!(
+                "the database is missing migrations {pending:?}: run `make migrate` (or the deploy's migrate step) first"
+            )
         }
         SchemaState::Diverged { detail } => bail!("refusing to start: {detail}"),
     }

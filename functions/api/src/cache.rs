@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use domain::{DecorationMethod, MethodName, PriceRule, Product, Slug, VariantId};
-use serde::Serialize;
 use moka::future::Cache;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use store::{Catalog, MethodAvailability, StoreError, VariantForSale};
 
@@ -88,10 +88,9 @@ impl CatalogCache {
         self.responses
             .try_get_with(ResponseKey::Product(slug.clone()), async move {
                 Ok(match self.catalog.active_product(&slug).await? {
-                    Some((product, methods)) => Rendered::found(render(&ProductPage {
-                        product: &product,
-                        decoration_methods: &methods,
-                    })),
+                    Some((product, methods)) => {
+                        Rendered::found(render(&ProductPage { product: &product, decoration_methods: &methods }))
+                    }
                     None => Rendered::not_found(),
                 })
             })
@@ -99,21 +98,15 @@ impl CatalogCache {
     }
 
     pub async fn variant(&self, id: VariantId) -> Result<Option<Arc<VariantForSale>>, Arc<StoreError>> {
-        self.variants
-            .try_get_with(id, async move { Ok(self.catalog.variant(id).await?.map(Arc::new)) })
-            .await
+        self.variants.try_get_with(id, async move { Ok(self.catalog.variant(id).await?.map(Arc::new)) }).await
     }
 
     pub async fn method(&self, name: &MethodName) -> Result<Option<Arc<MethodAvailability>>, Arc<StoreError>> {
-        self.methods
-            .try_get_with_by_ref(name, async { Ok(self.catalog.method(name).await?.map(Arc::new)) })
-            .await
+        self.methods.try_get_with_by_ref(name, async { Ok(self.catalog.method(name).await?.map(Arc::new)) }).await
     }
 
     pub async fn price_rules(&self) -> Result<Arc<Vec<PriceRule>>, Arc<StoreError>> {
-        self.rules
-            .try_get_with((), async { Ok(Arc::new(self.catalog.active_price_rules().await?)) })
-            .await
+        self.rules.try_get_with((), async { Ok(Arc::new(self.catalog.active_price_rules().await?)) }).await
     }
 
     /// Drops everything: the next request reloads from the database.

@@ -38,10 +38,10 @@ impl ApiConfig {
         let number = |key: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
             let value = match var(key) {
                 None => default,
-                Some(raw) => raw.trim().parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
-                    key,
-                    reason: e.to_string(),
-                })?,
+                Some(raw) => raw
+                    .trim()
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| ConfigError::Invalid { key, reason: e.to_string() })?,
             };
             if value < min {
                 return Err(ConfigError::Invalid { key, reason: format!("must be at least {min}") });

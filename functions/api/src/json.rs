@@ -59,7 +59,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message);
         if path == "." { error } else { error.with_field(path) }
     })?;
-    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("trailing data after the JSON value: {e}")))?;
+    de.end().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("trailing data after the JSON value: {e}"))
+    })?;
     Ok(value)
 }
 

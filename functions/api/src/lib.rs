@@ -12,7 +12,7 @@ pub mod json;
 pub mod middleware;
 pub mod routes;
 
-pub use app::{App, AppState, router};
+pub use app::{App, AppState, router, with_layers};
 pub use config::ApiConfig;
 pub use error::ApiError;
 
@@ -24,9 +24,8 @@ pub async fn serve(app: App, config: &ApiConfig) -> anyhow::Result<()> {
     if config.in_lambda {
         return lambda_http::run(app.router).await.map_err(|e| anyhow::anyhow!("lambda runtime: {e}"));
     }
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("binding {}", config.bind))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "listening");
     axum::serve(listener, app.router).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")
 }

@@ -32,9 +32,10 @@ fn request_id(req: &Request) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
 }
 
-/// Caller-supplied ids end up in logs: only short, plain ones are trusted.
+/// Caller-supplied ids end up in logs: only short, plain ones are trusted (API Gateway's
+/// look like `JKJaXmPLvHcESHA=`).
 fn is_safe_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:=+/".contains(&b))
 }
 
 fn lambda_request_id(req: &Request) -> Option<String> {
@@ -66,7 +67,9 @@ pub async fn around_request(State(timeout): State<Duration>, mut req: Request, n
 
     let mut response = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone())).await {
         Ok(response) => response,
-        Err(_) => ApiError::unavailable("timeout", format!("the request took longer than {timeout:?}"), 1).into_response(),
+        Err(_) => {
+            ApiError::unavailable("timeout", format!("the request took longer than {timeout:?}"), 1).into_response()
+        }
     };
 
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
@@ -121,6 +124,7 @@ mod tests {
     #[test]
     fn only_plain_short_request_ids_are_trusted() {
         assert!(is_safe_id("abc-123_x.y:z"));
+        assert!(is_safe_id("JKJaXmPLvHcESHA="));
         assert!(is_safe_id("e1f4c2b0d0a94c1f9c6b1f0b8f3a2d7e"));
         assert!(!is_safe_id(""));
         assert!(!is_safe_id("id\nforged log line"));

@@ -160,7 +160,8 @@ fn header_error(
     err: image::ImageError,
 ) -> ImageError {
     if format == ImageFormat::Png {
-        if let Some((width, height)) = png_ihdr_dimensions(bytes).filter(|&(w, h)| w == 0 || h == 0) {
+        if let Some((width, height)) = png_ihdr_dimensions(bytes).filter(|&(w, h)| w == 0 || h == 0)
+        {
             return ImageError::ZeroSize { width, height };
         }
     }

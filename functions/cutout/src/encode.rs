@@ -74,7 +74,10 @@ fn encode(
 }
 
 /// Encodes a mask as an 8-bit grayscale PNG at 300 DPI.
-pub fn encode_mask_png(mask: &GrayImage, compression: PngCompression) -> Result<Vec<u8>, CutoutError> {
+pub fn encode_mask_png(
+    mask: &GrayImage,
+    compression: PngCompression,
+) -> Result<Vec<u8>, CutoutError> {
     encode(
         mask.width(),
         mask.height(),
@@ -85,7 +88,10 @@ pub fn encode_mask_png(mask: &GrayImage, compression: PngCompression) -> Result<
 }
 
 /// Encodes an RGBA image (straight alpha) as an 8-bit RGBA PNG at 300 DPI.
-pub fn encode_rgba_png(img: &RgbaImage, compression: PngCompression) -> Result<Vec<u8>, CutoutError> {
+pub fn encode_rgba_png(
+    img: &RgbaImage,
+    compression: PngCompression,
+) -> Result<Vec<u8>, CutoutError> {
     encode(
         img.width(),
         img.height(),
@@ -111,7 +117,10 @@ mod tests {
         let dec = png::Decoder::new(std::io::Cursor::new(&bytes));
         let mut reader = dec.read_info().unwrap();
         let dims = reader.info().pixel_dims.unwrap();
-        assert_eq!((dims.xppu, dims.yppu, dims.unit), (11811, 11811, png::Unit::Meter));
+        assert_eq!(
+            (dims.xppu, dims.yppu, dims.unit),
+            (11811, 11811, png::Unit::Meter)
+        );
         assert_eq!(reader.info().color_type, png::ColorType::Grayscale);
         let mut buf = vec![0; reader.output_buffer_size().unwrap()];
         reader.next_frame(&mut buf).unwrap();

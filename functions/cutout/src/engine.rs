@@ -276,11 +276,12 @@ impl Engine {
     pub fn input_tensor(&self, rgb: &RgbImage) -> Result<Vec<f32>, CutoutError> {
         let s = self.pre.size;
         let (w, h) = rgb.dimensions();
-        let resized = resize_lanczos(rgb.as_raw(), w as usize, h as usize, 3, s, s)
-            .ok_or(CutoutError::Image(crate::ImageError::ZeroSize {
+        let resized = resize_lanczos(rgb.as_raw(), w as usize, h as usize, 3, s, s).ok_or(
+            CutoutError::Image(crate::ImageError::ZeroSize {
                 width: w,
                 height: h,
-            }))?;
+            }),
+        )?;
         // NumPy: im / max(np.max(im), 1e-6), in f64.
         let max = f64::from(resized.iter().copied().max().unwrap_or(0)).max(1e-6);
         let plane = s * s;
@@ -316,8 +317,8 @@ impl Engine {
         let pred = all
             .get(..h * w)
             .ok_or_else(|| CutoutError::Inference("output 0 is smaller than expected".into()))?;
-        Ok(GrayImage::from_raw(w as u32, h as u32, normalise_prediction(pred))
-            .ok_or_else(|| CutoutError::Inference("output buffer size mismatch".into()))?)
+        GrayImage::from_raw(w as u32, h as u32, normalise_prediction(pred))
+            .ok_or_else(|| CutoutError::Inference("output buffer size mismatch".into()))
     }
 
     /// The full-size mask for an RGB image: the model-resolution mask resized back to the
@@ -385,7 +386,7 @@ fn normalise_prediction(pred: &[f32]) -> Vec<u8> {
         ma = ma.max(v);
     }
     let range = ma - mi;
-    if !(range > 0.0) || !range.is_finite() {
+    if range.is_nan() || range <= 0.0 || range.is_infinite() {
         return vec![0; pred.len()];
     }
     pred.iter()
@@ -397,7 +398,10 @@ fn normalise_prediction(pred: &[f32]) -> Vec<u8> {
 /// has one (as rembg's composite would, so already-transparent areas stay transparent).
 fn apply_alpha(rgb: &RgbImage, original: &DynamicImage, mask: &GrayImage) -> RgbaImage {
     let (w, h) = rgb.dimensions();
-    let source_alpha = original.color().has_alpha().then(|| original.to_luma_alpha8());
+    let source_alpha = original
+        .color()
+        .has_alpha()
+        .then(|| original.to_luma_alpha8());
     let mut out = Vec::with_capacity(w as usize * h as usize * 4);
     for (i, (px, m)) in rgb.pixels().zip(mask.pixels()).enumerate() {
         let mut a = m.0[0];

@@ -89,9 +89,7 @@ pub use decode::{decode_image, probe, DecodeLimits, ImageInfo, ACCEPTED_FORMATS}
 pub use encode::{dpi_to_ppm, encode_mask_png, encode_rgba_png, PngCompression, PRINT_DPI};
 pub use engine::{Cutout, CutoutOptions, Engine, EngineOptions, ENV_THREADS};
 pub use error::{CutoutError, ImageError, ModelError};
-pub use model::{
-    ModelName, ModelSpec, Preprocess, ENV_MODEL, ENV_MODELS_DIR, ENV_MODEL_PATH,
-};
+pub use model::{ModelName, ModelSpec, Preprocess, ENV_MODEL, ENV_MODELS_DIR, ENV_MODEL_PATH};
 pub use postprocess::post_process_mask;
 pub use resample::resize_lanczos;
 

@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use cutout::{CutoutOptions, Engine, EngineOptions, ModelSpec, PngCompression};
 
 #[derive(Parser, Debug)]
-#[command(name = "cutout", version, about = "Remove image backgrounds (rembg-compatible U²-Net on tract)")]
+#[command(
+    name = "cutout",
+    version,
+    about = "Remove image backgrounds (rembg-compatible U²-Net on tract)"
+)]
 struct Cli {
     /// Model: u2netp, u2net, silueta, isnet-general-use, or a path to an .onnx file.
     /// Defaults to $MODEL_PATH, then $CUTOUT_MODEL, then u2netp.
@@ -118,7 +122,8 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         Command::I { input, output } => {
             let bytes = read_input(input)?;
             let engine = load_engine(cli)?;
-            let png = process(&engine, cli, &bytes).map_err(|e| format!("{}: {e}", input.display()))?;
+            let png =
+                process(&engine, cli, &bytes).map_err(|e| format!("{}: {e}", input.display()))?;
             write_output(output, &png)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -265,10 +265,7 @@ mod tests {
     fn a_path_named_like_a_known_model_uses_its_normalisation() {
         let spec = ModelSpec::Path("/tmp/isnet-general-use.onnx".into());
         assert_eq!(spec.known_name(), Some(ModelName::IsnetGeneralUse));
-        assert_eq!(
-            spec.known_name().unwrap().preprocess(),
-            Preprocess::ISNET
-        );
+        assert_eq!(spec.known_name().unwrap().preprocess(), Preprocess::ISNET);
     }
 
     #[test]

@@ -180,7 +180,11 @@ mod tests {
             }
         }
         let out = post_process_mask(&mask);
-        assert_eq!(out.get_pixel(5, 5).0[0], 0, "a one-pixel speck is opened away");
+        assert_eq!(
+            out.get_pixel(5, 5).0[0],
+            0,
+            "a one-pixel speck is opened away"
+        );
         assert_eq!(out.get_pixel(32, 32).0[0], 255, "the square's inside stays");
         assert_eq!(out.get_pixel(2, 48).0[0], 0);
     }

@@ -235,7 +235,10 @@ mod tests {
             for k in 0..o {
                 let (_, ws) = w.taps(k);
                 let sum: i64 = ws.iter().map(|&v| i64::from(v)).sum();
-                assert!((sum - (1 << PRECISION_BITS)).abs() <= ws.len() as i64, "{i}->{o}");
+                assert!(
+                    (sum - (1 << PRECISION_BITS)).abs() <= ws.len() as i64,
+                    "{i}->{o}"
+                );
             }
         }
     }

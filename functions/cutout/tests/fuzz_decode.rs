@@ -57,7 +57,10 @@ fn check(bytes: &[u8]) {
             assert!(u64::from(img.width()) * u64::from(img.height()) <= limits.max_pixels);
         }
         Err(ImageError::Corrupt { detail, .. }) => {
-            assert!(!detail.starts_with("decoder panicked"), "a decoder panicked: {detail}");
+            assert!(
+                !detail.starts_with("decoder panicked"),
+                "a decoder panicked: {detail}"
+            );
         }
         Err(_) => {}
     }

@@ -45,7 +45,11 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit, RGB, deflate, no filter, no interlace
     png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    png_chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     png_chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -54,7 +58,7 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
 /// a start of scan and a few bytes of scan data.
 fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
     let mut out = vec![0xFF, 0xD8]; // SOI
-    // DQT: one table of ones.
+                                    // DQT: one table of ones.
     out.extend_from_slice(&[0xFF, 0xDB, 0x00, 0x43, 0x00]);
     out.extend_from_slice(&[1u8; 64]);
     // SOF0: 8-bit, height, width, 1 component.
@@ -79,7 +83,8 @@ fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
 
 fn encoded(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, format).expect("encoding a test image");
+    img.write_to(&mut buf, format)
+        .expect("encoding a test image");
     buf.into_inner()
 }
 
@@ -118,7 +123,14 @@ fn a_tiny_png_claiming_100000_by_100000_is_refused_in_milliseconds() {
     let err = decode_image(&bomb, &limits()).unwrap_err();
     assert_fast(started);
     assert!(
-        matches!(err, ImageError::TooLarge { width: 100_000, height: 100_000, .. }),
+        matches!(
+            err,
+            ImageError::TooLarge {
+                width: 100_000,
+                height: 100_000,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("100000×100000"), "{err}");
@@ -158,21 +170,32 @@ fn the_allocation_budget_is_enforced() {
         ..limits()
     };
     let err = decode_image(&img, &tight).unwrap_err();
-    assert!(matches!(err, ImageError::AllocationLimit { max_alloc: 1000 }), "{err:?}");
+    assert!(
+        matches!(err, ImageError::AllocationLimit { max_alloc: 1000 }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn zero_width_or_height_is_refused_as_zero_size() {
     for (w, h) in [(0, 10), (10, 0), (0, 0)] {
         let err = decode_image(&png_claiming(w, h), &limits()).unwrap_err();
-        assert!(matches!(err, ImageError::ZeroSize { .. }), "{w}x{h}: {err:?}");
+        assert!(
+            matches!(err, ImageError::ZeroSize { .. }),
+            "{w}x{h}: {err:?}"
+        );
     }
 }
 
 #[test]
 fn truncated_files_are_refused_as_corrupt() {
     let img = noise(64, 48);
-    for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Bmp, ImageFormat::Gif] {
+    for format in [
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::Bmp,
+        ImageFormat::Gif,
+    ] {
         let full = encoded(&img, format);
         for cut in [full.len() / 2, full.len() * 9 / 10] {
             let result = decode_image(&full[..cut], &limits());
@@ -200,7 +223,10 @@ fn a_jpeg_missing_only_its_end_marker_is_refused() {
 fn a_file_cut_inside_its_header_is_refused() {
     let full = encoded(&noise(8, 8), ImageFormat::Png);
     for cut in [9, 16, 20, 30] {
-        assert!(decode_image(&full[..cut], &limits()).is_err(), "cut at {cut}");
+        assert!(
+            decode_image(&full[..cut], &limits()).is_err(),
+            "cut at {cut}"
+        );
     }
 }
 
@@ -291,11 +317,23 @@ fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
 fn errors_read_as_sentences_for_the_customer_log() {
     let cases = [
         (decode_image(&[], &limits()).unwrap_err(), "empty"),
-        (decode_image(b"hello", &limits()).unwrap_err(), "not an image"),
-        (decode_image(&png_claiming(0, 3), &limits()).unwrap_err(), "no pixels"),
-        (decode_image(&png_claiming(20_000, 20), &limits()).unwrap_err(), "too large"),
+        (
+            decode_image(b"hello", &limits()).unwrap_err(),
+            "not an image",
+        ),
+        (
+            decode_image(&png_claiming(0, 3), &limits()).unwrap_err(),
+            "no pixels",
+        ),
+        (
+            decode_image(&png_claiming(20_000, 20), &limits()).unwrap_err(),
+            "too large",
+        ),
     ];
     for (err, needle) in cases {
-        assert!(err.to_string().contains(needle), "{err} should mention {needle:?}");
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle:?}"
+        );
     }
 }

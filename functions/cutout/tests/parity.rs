@@ -147,7 +147,7 @@ fn masks_match_rembg_on_real_photos() {
     assert_eq!(engine.preprocess(), ModelName::U2netp.preprocess());
 
     println!(
-        "\n{:<24} {:>9} | {:>8} {:>4} {:>8} {:>8} {:>6} | {:>7} | {:>8}",
+        "\n{:<28} {:>9} | {:>8} {:>4} {:>8} {:>8} {:>6} | {:>7} | {:>8}",
         "case", "size", "mean|Δ|", "max", "IoU", "fg px", "Δfg px", "in Δmax", "pp IoU"
     );
     let mut failures = Vec::new();
@@ -206,11 +206,18 @@ fn masks_match_rembg_on_real_photos() {
                 },
             )
             .expect("post-processed cut-out");
-        let pp = compare(pp_ours.mask.as_raw(), load_gray(&with_ext("pp.png")).as_raw());
+        let pp = compare(
+            pp_ours.mask.as_raw(),
+            load_gray(&with_ext("pp.png")).as_raw(),
+        );
 
         println!(
-            "{:<24} {:>9} | {:>8.4} {:>4} {:>8.5} {:>8} {:>6} | {:>7} | {:>8.5}",
-            if strict { label.to_string() } else { format!("{label} (raw)") },
+            "{:<28} {:>9} | {:>8.4} {:>4} {:>8.5} {:>8} {:>6} | {:>7} | {:>8.5}",
+            if strict {
+                label.to_string()
+            } else {
+                format!("{label} (raw)")
+            },
             format!("{}x{}", cut.width, cut.height),
             c.mean_abs,
             c.max_abs,
@@ -221,14 +228,20 @@ fn masks_match_rembg_on_real_photos() {
             pp.iou
         );
         if c.mean_abs > MAX_MEAN_ABS_DIFF {
-            failures.push(format!("{label}: mean |Δ| {:.4} > {MAX_MEAN_ABS_DIFF}", c.mean_abs));
+            failures.push(format!(
+                "{label}: mean |Δ| {:.4} > {MAX_MEAN_ABS_DIFF}",
+                c.mean_abs
+            ));
         }
         let iou_applies = strict || c.foreground >= MIN_FOREGROUND_FOR_IOU;
         if iou_applies && c.iou < MIN_IOU {
             failures.push(format!("{label}: IoU {:.5} < {MIN_IOU}", c.iou));
         }
         if iou_applies && pp.iou < MIN_IOU {
-            failures.push(format!("{label}: post-processed IoU {:.5} < {MIN_IOU}", pp.iou));
+            failures.push(format!(
+                "{label}: post-processed IoU {:.5} < {MIN_IOU}",
+                pp.iou
+            ));
         }
         if strict && in_max != 0 {
             failures.push(format!(
@@ -242,5 +255,9 @@ fn masks_match_rembg_on_real_photos() {
         "rembg processed {cases} cases for {} photos",
         PHOTOS.len()
     );
-    assert!(failures.is_empty(), "parity failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "parity failures:\n{}",
+        failures.join("\n")
+    );
 }

@@ -29,9 +29,8 @@ impl Slug {
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
             return Err(SlugError::Length);
         }
-        let words_ok = raw
-            .split('-')
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        let words_ok =
+            raw.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         if words_ok { Ok(Self(raw.to_owned())) } else { Err(SlugError::Shape) }
     }
 

@@ -15,16 +15,15 @@ mod pricing;
 mod quote;
 
 pub use catalog::{
-    DecorationMethod, MethodName, MethodStatus, PlacementCharge, PricingRules, PricingRulesError,
-    Product, ProductStatus, QuantityBreak, Slug, SlugError, Variant,
+    DecorationMethod, MethodName, MethodStatus, PlacementCharge, PricingRules, PricingRulesError, Product,
+    ProductStatus, QuantityBreak, Slug, SlugError, Variant,
 };
 pub use ids::{DecorationMethodId, PriceRuleId, ProductId, VariantId};
 pub use money::{BasisPoints, Cents};
 pub use pricing::{
-    Discount, DiscountKind, PriceRule, PricingContext, Quote, QuoteError, QuoteLine, QuoteLineKind,
-    RuleScope, quote,
+    Discount, DiscountKind, PriceRule, PricingContext, Quote, QuoteError, QuoteLine, QuoteLineKind, RuleScope, quote,
 };
 pub use quote::{
-    Location, MAX_QUANTITY, Placement, QuantityError, QuoteRequest, QuoteRequestError,
-    RawPlacement, RawQuoteRequest, Quantity,
+    Location, MAX_QUANTITY, Placement, Quantity, QuantityError, QuoteRequest, QuoteRequestError, RawPlacement,
+    RawQuoteRequest,
 };

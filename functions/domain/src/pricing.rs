@@ -217,10 +217,13 @@ pub fn quote(request: &QuoteRequest, ctx: &PricingContext) -> Result<Quote, Quot
 
 /// The per-unit charge for one placement's measure, and a description of it.
 fn measure_charge(index: usize, p: &Placement, charge: PlacementCharge) -> Result<(Cents, String), QuoteError> {
-    let invalid = |name: &str, message: String| QuoteError::Placement { field: format!("placements[{index}].{name}"), message };
+    let invalid =
+        |name: &str, message: String| QuoteError::Placement { field: format!("placements[{index}].{name}"), message };
     match charge {
         PlacementCharge::Color { cents, max_colors } => {
-            let colors = p.colors.ok_or_else(|| invalid("colors", "this method is priced by ink colours: give colors".into()))?;
+            let colors = p
+                .colors
+                .ok_or_else(|| invalid("colors", "this method is priced by ink colours: give colors".into()))?;
             if colors > max_colors {
                 return Err(invalid("colors", format!("at most {max_colors} colours")));
             }
@@ -228,7 +231,9 @@ fn measure_charge(index: usize, p: &Placement, charge: PlacementCharge) -> Resul
             Ok((cents.checked_mul(i64::from(colors)).ok_or(QuoteError::Overflow)?, format!("{colors} {noun}")))
         }
         PlacementCharge::ThousandStitches { cents, max_stitches } => {
-            let stitches = p.stitches.ok_or_else(|| invalid("stitches", "this method is priced by stitch count: give stitches".into()))?;
+            let stitches = p
+                .stitches
+                .ok_or_else(|| invalid("stitches", "this method is priced by stitch count: give stitches".into()))?;
             if stitches > max_stitches {
                 return Err(invalid("stitches", format!("at most {max_stitches} stitches")));
             }
@@ -236,12 +241,15 @@ fn measure_charge(index: usize, p: &Placement, charge: PlacementCharge) -> Resul
             Ok((cents.checked_mul(thousands).ok_or(QuoteError::Overflow)?, format!("{stitches} stitches")))
         }
         PlacementCharge::SquareInch { cents, max_square_inches } => {
-            let (w, h) = p
-                .size_hundredths_in
-                .ok_or_else(|| invalid("width_in", "this method is priced by area: give width_in and height_in".into()))?;
+            let (w, h) = p.size_hundredths_in.ok_or_else(|| {
+                invalid("width_in", "this method is priced by area: give width_in and height_in".into())
+            })?;
             let area_hundredths_sq = u64::from(w) * u64::from(h);
             if area_hundredths_sq > u64::from(max_square_inches) * 10_000 {
-                return Err(invalid("width_in", format!("the artwork may cover at most {max_square_inches} square inches")));
+                return Err(invalid(
+                    "width_in",
+                    format!("the artwork may cover at most {max_square_inches} square inches"),
+                ));
             }
             let square_inches = i64::try_from(area_hundredths_sq.div_ceil(10_000)).map_err(|_| QuoteError::Overflow)?;
             Ok((cents.checked_mul(square_inches).ok_or(QuoteError::Overflow)?, format!("{square_inches} sq in")))
@@ -282,7 +290,12 @@ fn best_discount(
             best = Some((rule, amount));
         }
     }
-    Ok(best.map(|(rule, amount)| Discount { rule_id: rule.id, name: rule.name.clone(), kind: rule.kind, amount_cents: amount }))
+    Ok(best.map(|(rule, amount)| Discount {
+        rule_id: rule.id,
+        name: rule.name.clone(),
+        kind: rule.kind,
+        amount_cents: amount,
+    }))
 }
 
 #[cfg(test)]
@@ -370,7 +383,11 @@ mod tests {
 
     #[test]
     fn one_tee_with_a_two_colour_front_print() {
-        let q = quote(&request(1, json!([{"location": "front", "colors": 2}])), &ctx(tee(1299), screen_print(), bulk_rules())).unwrap();
+        let q = quote(
+            &request(1, json!([{"location": "front", "colors": 2}])),
+            &ctx(tee(1299), screen_print(), bulk_rules()),
+        )
+        .unwrap();
         // garment 1299 + (250 + 2×75) = 1699, no break below 12, no discount below 12
         assert_eq!(q.lines[0].total_cents, Cents::new(1299));
         assert_eq!(q.lines[1].unit_cents, Cents::new(400));
@@ -432,7 +449,9 @@ mod tests {
             kind: DiscountKind::Percentage { bp: BasisPoints::new(9000) },
             priority: 99,
         });
-        let q = quote(&request(30, json!([{"location": "front", "colors": 1}])), &ctx(tee(1000), screen_print(), rules)).unwrap();
+        let q =
+            quote(&request(30, json!([{"location": "front", "colors": 1}])), &ctx(tee(1000), screen_print(), rules))
+                .unwrap();
         let d = q.discount.unwrap();
         assert_eq!(d.name, "Tee launch");
         assert_eq!(d.amount_cents, Cents::new(500));
@@ -450,7 +469,8 @@ mod tests {
             kind: DiscountKind::FixedAmount { cents: Cents::new(1_000_000) },
             priority: 1,
         }];
-        let q = quote(&request(1, json!([{"location": "front", "colors": 1}])), &ctx(tee(1000), screen_print(), rules)).unwrap();
+        let q = quote(&request(1, json!([{"location": "front", "colors": 1}])), &ctx(tee(1000), screen_print(), rules))
+            .unwrap();
         assert_eq!(q.total_cents, Cents::ZERO);
     }
 
@@ -460,11 +480,15 @@ mod tests {
             "embroidery",
             json!({"base_price_cents": 600, "per_1000_stitches_cents": 90, "max_stitches": 30000, "per_location_cents": 200}),
         );
-        let q = quote(&request(1, json!([{"location": "front", "stitches": 8001}])), &ctx(tee(3599), m.clone(), vec![])).unwrap();
+        let q =
+            quote(&request(1, json!([{"location": "front", "stitches": 8001}])), &ctx(tee(3599), m.clone(), vec![]))
+                .unwrap();
         assert_eq!(q.lines[1].unit_cents, Cents::new(600 + 9 * 90));
-        let err = quote(&request(1, json!([{"location": "front", "colors": 2}])), &ctx(tee(3599), m.clone(), vec![])).unwrap_err();
+        let err = quote(&request(1, json!([{"location": "front", "colors": 2}])), &ctx(tee(3599), m.clone(), vec![]))
+            .unwrap_err();
         assert_eq!(err.field(), "placements[0].stitches");
-        let err = quote(&request(1, json!([{"location": "front", "stitches": 30001}])), &ctx(tee(3599), m, vec![])).unwrap_err();
+        let err = quote(&request(1, json!([{"location": "front", "stitches": 30001}])), &ctx(tee(3599), m, vec![]))
+            .unwrap_err();
         assert_eq!(err.code(), "invalid_placement");
     }
 
@@ -475,12 +499,24 @@ mod tests {
             json!({"base_price_cents": 500, "per_square_inch_cents": 3, "max_square_inches": 224, "per_location_cents": 150}),
         );
         // 10.5 × 12 = 126 sq in
-        let q = quote(&request(1, json!([{"location": "front", "width_in": 10.5, "height_in": 12}])), &ctx(tee(1299), m.clone(), vec![])).unwrap();
+        let q = quote(
+            &request(1, json!([{"location": "front", "width_in": 10.5, "height_in": 12}])),
+            &ctx(tee(1299), m.clone(), vec![]),
+        )
+        .unwrap();
         assert_eq!(q.lines[1].unit_cents, Cents::new(500 + 126 * 3));
         // 0.5 × 0.5 = 0.25 sq in → one started square inch
-        let q = quote(&request(1, json!([{"location": "neck", "width_in": 0.5, "height_in": 0.5}])), &ctx(tee(1299), m.clone(), vec![])).unwrap();
+        let q = quote(
+            &request(1, json!([{"location": "neck", "width_in": 0.5, "height_in": 0.5}])),
+            &ctx(tee(1299), m.clone(), vec![]),
+        )
+        .unwrap();
         assert_eq!(q.lines[1].unit_cents, Cents::new(503));
-        let err = quote(&request(1, json!([{"location": "front", "width_in": 15, "height_in": 15}])), &ctx(tee(1299), m, vec![])).unwrap_err();
+        let err = quote(
+            &request(1, json!([{"location": "front", "width_in": 15, "height_in": 15}])),
+            &ctx(tee(1299), m, vec![]),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "invalid_placement");
     }
 
@@ -517,7 +553,11 @@ mod tests {
 
     #[test]
     fn quotes_serialise_amounts_as_integer_cents() {
-        let q = quote(&request(24, json!([{"location": "front", "colors": 2}])), &ctx(tee(1299), screen_print(), bulk_rules())).unwrap();
+        let q = quote(
+            &request(24, json!([{"location": "front", "colors": 2}])),
+            &ctx(tee(1299), screen_print(), bulk_rules()),
+        )
+        .unwrap();
         let v = serde_json::to_value(&q).unwrap();
         assert!(v["total_cents"].is_i64());
         assert_eq!(v["discount"]["type"], "percentage");

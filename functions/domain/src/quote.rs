@@ -131,13 +131,22 @@ impl QuoteRequest {
             .variant_id
             .parse::<VariantId>()
             .map_err(|_| QuoteRequestError::new("invalid_variant_id", "variant_id", "must be a UUID"))?;
-        let method = MethodName::parse(&raw.method)
-            .ok_or_else(|| QuoteRequestError::new("unknown_method", "method", format!("no decoration method is called {:?}", truncate(&raw.method))))?;
+        let method = MethodName::parse(&raw.method).ok_or_else(|| {
+            QuoteRequestError::new(
+                "unknown_method",
+                "method",
+                format!("no decoration method is called {:?}", truncate(&raw.method)),
+            )
+        })?;
         let quantity = Quantity::parse(raw.quantity)
             .map_err(|e| QuoteRequestError::new("invalid_quantity", "quantity", e.to_string()))?;
 
         if raw.placements.is_empty() {
-            return Err(QuoteRequestError::new("invalid_placement", "placements", "at least one placement is required"));
+            return Err(QuoteRequestError::new(
+                "invalid_placement",
+                "placements",
+                "at least one placement is required",
+            ));
         }
         let mut placements: Vec<Placement> = Vec::with_capacity(raw.placements.len());
         for (i, p) in raw.placements.into_iter().enumerate() {
@@ -180,10 +189,18 @@ impl QuoteRequest {
                 (None, None) => None,
                 (Some(w), Some(h)) => Some((edge(w, "width_in")?, edge(h, "height_in")?)),
                 (None, Some(_)) => {
-                    return Err(QuoteRequestError::new("invalid_placement", field("width_in"), "width_in and height_in go together"));
+                    return Err(QuoteRequestError::new(
+                        "invalid_placement",
+                        field("width_in"),
+                        "width_in and height_in go together",
+                    ));
                 }
                 (Some(_), None) => {
-                    return Err(QuoteRequestError::new("invalid_placement", field("height_in"), "width_in and height_in go together"));
+                    return Err(QuoteRequestError::new(
+                        "invalid_placement",
+                        field("height_in"),
+                        "width_in and height_in go together",
+                    ));
                 }
             };
             placements.push(Placement {

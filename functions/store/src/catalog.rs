@@ -43,7 +43,8 @@ pub struct Catalog {
 
 const PRODUCT_COLUMNS: &str =
     "id, slug, title, description, images, materials, weight_grams, country_of_origin, status";
-const VARIANT_COLUMNS: &str = "v.id, v.product_id, v.color, v.size, v.sku, v.base_price_cents, v.stock_level, v.image_url";
+const VARIANT_COLUMNS: &str =
+    "v.id, v.product_id, v.color, v.size, v.sku, v.base_price_cents, v.stock_level, v.image_url";
 const METHOD_COLUMNS: &str = "m.id, m.name, m.display_name, m.status, m.pricing_rules, m.file_requirements, \
      m.applies_to_all_products, \
      ARRAY(SELECT dmp.product_id FROM decoration_method_products dmp WHERE dmp.method_id = m.id ORDER BY dmp.product_id)";

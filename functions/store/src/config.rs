@@ -181,9 +181,7 @@ impl DbConfig {
 }
 
 fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
-    url.parse::<tokio_postgres::Config>()
-        .map(|_| ())
-        .map_err(|e| ConfigError::Invalid { key, reason: e.to_string() })
+    url.parse::<tokio_postgres::Config>().map(|_| ()).map_err(|e| ConfigError::Invalid { key, reason: e.to_string() })
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs.
@@ -259,7 +257,11 @@ mod tests {
 
     #[test]
     fn a_replica_gets_its_own_pool_and_the_primary_url_is_not_a_replica() {
-        let c = config(&[URL, ("DATABASE_READ_URL", "postgres://api:x@replica/shop"), ("DB_READ_MAX_CONNECTIONS", "30")], false).unwrap();
+        let c = config(
+            &[URL, ("DATABASE_READ_URL", "postgres://api:x@replica/shop"), ("DB_READ_MAX_CONNECTIONS", "30")],
+            false,
+        )
+        .unwrap();
         assert_eq!(c.read_url.as_deref(), Some("postgres://api:x@replica/shop"));
         assert_eq!(c.read_pool_size, 30);
         let c = config(&[URL, ("DATABASE_READ_URL", URL.1)], false).unwrap();

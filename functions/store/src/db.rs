@@ -48,11 +48,7 @@ impl StoreError {
                     || *c == tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS
             })
             || e.code().is_none() && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-        if transient {
-            Self::Unavailable { doing, reason: e.to_string() }
-        } else {
-            Self::Query { doing, source: e }
-        }
+        if transient { Self::Unavailable { doing, reason: e.to_string() } } else { Self::Query { doing, source: e } }
     }
 
     fn from_pool(doing: &'static str, e: PoolError) -> Self {
@@ -117,9 +113,9 @@ impl Database {
 
 impl Db {
     fn new(config: &DbConfig, url: &str, size: usize, role: &'static str) -> Result<Self, StoreError> {
-        let mut pg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Unavailable { doing: "parsing the database URL", reason: e.to_string() })?;
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+            StoreError::Unavailable { doing: "parsing the database URL", reason: e.to_string() }
+        })?;
         pg.connect_timeout(config.connect_timeout);
         pg.application_name(&config.application_name);
         if config.pool_mode == PoolMode::Session {

@@ -34,27 +34,27 @@ pub enum MigrateError {
 /// How the database's recorded migrations compare with the ones built into this binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaState {
-    UpToDate { version: i32 },
+    UpToDate {
+        version: i32,
+    },
     /// Migrations this binary has that the database lacks.
-    Behind { pending: Vec<String> },
+    Behind {
+        pending: Vec<String>,
+    },
     /// An applied migration whose file changed afterwards, or one this binary does not know.
-    Diverged { detail: String },
+    Diverged {
+        detail: String,
+    },
 }
 
 fn runner() -> refinery::Runner {
-    embedded::migrations::runner()
-        .set_grouped(false)
-        .set_abort_divergent(true)
-        .set_abort_missing(true)
+    embedded::migrations::runner().set_grouped(false).set_abort_divergent(true).set_abort_missing(true)
 }
 
 /// Applies every pending migration. Returns the names applied.
 pub async fn migrate(client: &mut Client) -> Result<Vec<String>, MigrateError> {
     let db = |doing| move |source| MigrateError::Db { doing, source };
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(db("taking the migration lock"))?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db("taking the migration lock"))?;
     let result = runner().run_async(client).await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -79,7 +79,8 @@ pub async fn schema_state(client: &mut Client) -> Result<SchemaState, MigrateErr
         .query_one("SELECT to_regclass('refinery_schema_history') IS NOT NULL", &[])
         .await
         .map_err(|source| MigrateError::Db { doing: "looking for the migration history", source })?;
-    let applied = if history.get::<_, bool>(0) { runner.get_applied_migrations_async(client).await? } else { Vec::new() };
+    let applied =
+        if history.get::<_, bool>(0) { runner.get_applied_migrations_async(client).await? } else { Vec::new() };
     let embedded = runner.get_migrations();
     for done in &applied {
         match embedded.iter().find(|m| m.version() == done.version()) {
@@ -89,16 +90,15 @@ pub async fn schema_state(client: &mut Client) -> Result<SchemaState, MigrateErr
                 });
             }
             Some(m) if m.checksum() != done.checksum() || m.name() != done.name() => {
-                return Ok(SchemaState::Diverged { detail: format!("{} was edited after it was applied", describe(m)) });
+                return Ok(SchemaState::Diverged {
+                    detail: format!("{} was edited after it was applied", describe(m)),
+                });
             }
             Some(_) => {}
         }
     }
-    let pending: Vec<String> = embedded
-        .iter()
-        .filter(|m| !applied.iter().any(|a| a.version() == m.version()))
-        .map(describe)
-        .collect();
+    let pending: Vec<String> =
+        embedded.iter().filter(|m| !applied.iter().any(|a| a.version() == m.version())).map(describe).collect();
     if pending.is_empty() {
         let version = applied.iter().map(Migration::version).max().unwrap_or(0);
         Ok(SchemaState::UpToDate { version })

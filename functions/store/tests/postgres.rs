@@ -50,7 +50,10 @@ async fn a_failed_migration_leaves_nothing_behind() {
 
     assert!(migrate::migrate(&mut client).await.is_err());
     let tables: i64 = client
-        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('users', 'products')", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('users', 'products')",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -75,7 +78,8 @@ async fn the_seed_catalog_loads_idempotently_and_keeps_later_edits() {
     assert_eq!(count("SELECT count(*) FROM decoration_methods").await, 3);
     assert_eq!(count("SELECT count(*) FROM price_rules WHERE scope = 'global'").await, 3);
     assert_eq!(count("SELECT count(*) FROM users").await, 0, "no default accounts");
-    let title: String = client.query_one("SELECT title FROM products WHERE slug = 'classic-tee'", &[]).await.unwrap().get(0);
+    let title: String =
+        client.query_one("SELECT title FROM products WHERE slug = 'classic-tee'", &[]).await.unwrap().get(0);
     assert_eq!(title, "Edited Tee");
     db.drop_db().await;
 }

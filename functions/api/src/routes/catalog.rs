@@ -22,7 +22,11 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     Ok(respond(rendered, &headers, "product"))
 }
 
-pub async fn show(State(state): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     // A string that cannot be a slug cannot name a product: 404 without a query.
     let slug = Slug::parse(&raw).map_err(|_| not_found())?;
     let rendered = state.cache.product(slug).await?;

@@ -21,9 +21,8 @@ pub async fn live(State(state): State<AppState>) -> Response {
 
 pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
     let db = &state.db;
-    let (primary, replica) = tokio::join!(db.primary.ping(), async {
-        if db.has_replica() { Some(db.read.ping().await) } else { None }
-    });
+    let (primary, replica) =
+        tokio::join!(db.primary.ping(), async { if db.has_replica() { Some(db.read.ping().await) } else { None } });
     for result in [Some(primary), replica].into_iter().flatten() {
         result.map_err(|e| {
             tracing::warn!(error = %e, "not ready");

@@ -15,7 +15,10 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
-pub async fn quote(State(state): State<AppState>, ApiJson(raw): ApiJson<RawQuoteRequest>) -> Result<Response, ApiError> {
+pub async fn quote(
+    State(state): State<AppState>,
+    ApiJson(raw): ApiJson<RawQuoteRequest>,
+) -> Result<Response, ApiError> {
     let request = QuoteRequest::parse(raw).map_err(|e| ApiError::unprocessable(e.code, e.field, e.message))?;
 
     let cache = &state.cache;

@@ -26,9 +26,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
     let shown = store::config::redact_url(&url);
-    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .with_context(|| format!("connecting to {shown}"))?;
+    let (mut client, connection) =
+        tokio_postgres::connect(&url, tokio_postgres::NoTls).await.with_context(|| format!("connecting to {shown}"))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::error!(error = %e, "database connection closed");

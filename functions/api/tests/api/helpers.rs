@@ -1,0 +1,84 @@
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use api::{ApiConfig, App};
+use store::testing::TestDb;
+
+/// A running API on a random local port over its own seeded database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    pub app_state: api::AppState,
+    server: tokio::task::JoinHandle<()>,
+}
+
+pub fn config(database_url: &str, extra: &[(&str, &str)]) -> ApiConfig {
+    let mut map: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    map.entry("DATABASE_URL".into()).or_insert_with(|| database_url.into());
+    map.insert("API_BIND".into(), "127.0.0.1:0".into());
+    ApiConfig::from_lookup(|k| map.get(k).cloned(), false).expect("test configuration is valid")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Spawns with extra environment settings (e.g. a short cache TTL).
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        let db = TestDb::seeded().await;
+        let config = config(&db.url, extra);
+        let app = App::build(&config).await.expect("the app starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app_state = app.state.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app.router).await.unwrap();
+        });
+        Self { addr, db, http: reqwest::Client::new(), app_state, server }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn sql(&self, statement: &str) {
+        self.db.client().await.batch_execute(statement).await.expect("test SQL runs");
+    }
+
+    /// The id of a seeded variant, by SKU.
+    pub async fn variant_id(&self, sku: &str) -> String {
+        let row =
+            self.db.client().await.query_one("SELECT id::text FROM variants WHERE sku = $1", &[&sku]).await.unwrap();
+        row.get(0)
+    }
+
+    pub async fn stop(self) {
+        self.server.abort();
+        self.db.drop_db().await;
+    }
+}
+
+/// Reads an error response and checks the common shape; returns (code, field).
+pub async fn error_parts(response: reqwest::Response) -> (String, Option<String>) {
+    let header_id = response.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        response.headers().get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/json"),
+        "errors are JSON"
+    );
+    let body: serde_json::Value = response.json().await.expect("error body is JSON");
+    let error = &body["error"];
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert_eq!(error["request_id"].as_str(), header_id.as_deref(), "body and header carry the same request id");
+    (error["code"].as_str().expect("code").to_owned(), error["field"].as_str().map(str::to_owned))
+}
