@@ -8,6 +8,8 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod migrate;
+pub mod objects;
+pub mod queue;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;

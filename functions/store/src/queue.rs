@@ -1,0 +1,30 @@
+//! The job queue between the API and the cut-out function: SQS in production, an
+//! in-process queue for `make dev` and tests. Delivery is at least once; consumers are
+//! idempotent (see the remove-bg function).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+/// The one message the queue carries: "cut out this job's upload".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutoutMessage {
+    pub job_id: Uuid,
+    pub asset_id: Uuid,
+}
+
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error("queue unavailable while {doing}: {reason}")]
+    Unavailable { doing: &'static str, reason: String },
+    #[error("queue refused {doing}: {reason}")]
+    Rejected { doing: &'static str, reason: String },
+}
+
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Sends one message. Returns the queue's message id.
+    async fn enqueue(&self, message: &CutoutMessage) -> Result<String, QueueError>;
+}
