@@ -19,6 +19,7 @@ SHELL := bash
 
 CARGO ?= cargo
 PG := scripts/pg.sh
+MOTO := scripts/moto.sh
 
 .PHONY: help dev test migrate seed fmt lint bench-api model deploy clean-dev \
         check-cargo check-rustfmt check-clippy
@@ -70,9 +71,14 @@ lint: check-rustfmt check-clippy
 # tests get TEST_DATABASE_URL = the ensured server with database `postgres` and create their
 # own databases there. A project-local cluster started here is stopped again at the end.
 test: check-rustfmt check-clippy
-	@if $(PG) status >/dev/null 2>&1; then pg_was_running=1; else pg_was_running=0; fi; \
+	@cleanup=':'; \
+	if $(PG) status >/dev/null 2>&1; then pg_was_running=1; else pg_was_running=0; fi; \
 	url="$$($(PG) ensure)"; \
-	if [ "$$pg_was_running" = 0 ] && $(PG) status >/dev/null 2>&1; then trap '$(PG) stop' EXIT; fi; \
+	if [ "$$pg_was_running" = 0 ] && $(PG) status >/dev/null 2>&1; then cleanup="$$cleanup; $(PG) stop"; trap "$$cleanup" EXIT; fi; \
+	if $(MOTO) status >/dev/null 2>&1; then moto_was_running=1; else moto_was_running=0; fi; \
+	export MOTO_ENDPOINT="$$($(MOTO) start)"; \
+	if [ "$$moto_was_running" = 0 ]; then cleanup="$$cleanup; $(MOTO) stop"; trap "$$cleanup" EXIT; fi; \
+	echo "==> MOTO_ENDPOINT=$$MOTO_ENDPOINT (S3 + SQS stand-in)"; \
 	export TEST_DATABASE_URL="$$($(PG) url-for postgres "$$url")"; \
 	echo "==> TEST_DATABASE_URL=$$(sed -E 's|(://[^:/@]*):[^@/]*@|\1:***@|' <<<"$$TEST_DATABASE_URL")"; \
 	echo "==> cargo fmt --all -- --check"; \
@@ -97,5 +103,6 @@ deploy:
 	@exit 1
 
 clean-dev:
+	$(MOTO) stop
 	$(PG) stop
 	rm -rf .dev

@@ -10,6 +10,7 @@
 
 mod catalog;
 mod ids;
+mod media;
 mod money;
 mod pricing;
 mod quote;
@@ -18,6 +19,7 @@ pub use catalog::{
     DecorationMethod, MethodName, MethodStatus, PlacementCharge, PricingRules, PricingRulesError, Product,
     ProductStatus, QuantityBreak, Slug, SlugError, Variant,
 };
+pub use media::{ImageFacts, ImageFormat, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, MediaError, inspect_image};
 pub use ids::{DecorationMethodId, PriceRuleId, ProductId, VariantId};
 pub use money::{BasisPoints, Cents};
 pub use pricing::{

@@ -168,29 +168,63 @@ pub struct Conn {
 /// mode send statements unprepared, and catches type mistakes at the first test.
 pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
+/// The two ways a statement can be sent, for a client or a transaction alike.
+trait Statements: deadpool_postgres::GenericClient {
+    async fn query_unnamed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, tokio_postgres::Error>;
+}
+
+impl Statements for deadpool_postgres::Client {
+    async fn query_unnamed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.query_typed(sql, params).await
+    }
+}
+
+impl Statements for deadpool_postgres::Transaction<'_> {
+    async fn query_unnamed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.query_typed(sql, params).await
+    }
+}
+
+/// Runs `sql` the way `mode` allows, bounded by `guard`.
+async fn run<C: Statements + Sync>(
+    client: &C,
+    mode: PoolMode,
+    guard: Duration,
+    doing: &'static str,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<Row>, StoreError> {
+    let run = async {
+        match mode {
+            PoolMode::Session => {
+                let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+                let statement = client.prepare_typed_cached(sql, &types).await?;
+                let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+                client.query(&statement, &values).await
+            }
+            PoolMode::Transaction => client.query_unnamed(sql, params).await,
+        }
+    };
+    match tokio::time::timeout(guard, run).await {
+        Ok(result) => result.map_err(|e| StoreError::from_pg(doing, e)),
+        Err(_) => Err(StoreError::Unavailable { doing, reason: format!("no answer within {guard:?}") }),
+    }
+}
+
 impl Conn {
     /// Runs `sql`. In session mode the statement is prepared once per connection and cached;
     /// in transaction mode it goes through the unnamed statement, so nothing named survives
     /// on a server connection another client may get next.
     pub async fn query(&self, doing: &'static str, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        let run = async {
-            match self.mode {
-                PoolMode::Session => {
-                    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-                    let statement = self.client.prepare_typed_cached(sql, &types).await?;
-                    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
-                    self.client.query(&statement, &values).await
-                }
-                PoolMode::Transaction => {
-                    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().map(|(v, t)| (*v, t.clone())).collect();
-                    self.client.query_typed(sql, &typed).await
-                }
-            }
-        };
-        match tokio::time::timeout(self.guard, run).await {
-            Ok(result) => result.map_err(|e| StoreError::from_pg(doing, e)),
-            Err(_) => Err(StoreError::Unavailable { doing, reason: format!("no answer within {:?}", self.guard) }),
-        }
+        run(&self.client, self.mode, self.guard, doing, sql, params).await
+    }
+
+    /// Starts a transaction; statements in it follow the same pool-mode rules. Dropping the
+    /// [`Tx`] without [`Tx::commit`] rolls back, so an early return leaves nothing behind.
+    pub async fn transaction(&mut self) -> Result<Tx<'_>, StoreError> {
+        let (mode, guard) = (self.mode, self.guard);
+        let tx = self.client.transaction().await.map_err(|e| StoreError::from_pg("starting a transaction", e))?;
+        Ok(Tx { tx, mode, guard })
     }
 
     /// The raw client, for migrations and tests that need the whole driver.
@@ -203,5 +237,22 @@ impl Conn {
     /// How this database's migration history compares with the build's migrations.
     pub async fn schema_state(mut self) -> Result<crate::migrate::SchemaState, crate::migrate::MigrateError> {
         crate::migrate::schema_state(&mut self.client).await
+    }
+}
+
+/// A transaction on a pooled connection.
+pub struct Tx<'a> {
+    tx: deadpool_postgres::Transaction<'a>,
+    mode: PoolMode,
+    guard: Duration,
+}
+
+impl Tx<'_> {
+    pub async fn query(&self, doing: &'static str, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        run(&self.tx, self.mode, self.guard, doing, sql, params).await
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(|e| StoreError::from_pg("committing", e))
     }
 }

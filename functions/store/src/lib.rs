@@ -4,9 +4,11 @@
 //! **Architecture invariant:** this crate knows SQL and drivers but not HTTP. It returns
 //! domain types and classified errors ([`StoreError`]) that the API maps to status codes.
 
+pub mod aws;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod jobs;
 pub mod migrate;
 pub mod objects;
 pub mod queue;
@@ -16,4 +18,4 @@ pub mod testing;
 
 pub use catalog::{Catalog, MethodAvailability, VariantForSale};
 pub use config::{ConfigError, DbConfig, PoolMode, PoolPlan};
-pub use db::{Conn, Database, Db, Param, PoolStats, StoreError};
+pub use db::{Conn, Database, Db, Param, PoolStats, StoreError, Tx};

@@ -2,6 +2,14 @@
 //! in-process queue for `make dev` and tests. Delivery is at least once; consumers are
 //! idempotent (see the remove-bg function).
 
+pub mod config;
+pub mod memory;
+pub mod sqs;
+
+pub use config::QueueConfig;
+pub use memory::{Delivery, MemoryQueue, MemoryReceiver};
+pub use sqs::{QueuePair, ReceivedMessage, SqsQueue, SqsQueueConfig};
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

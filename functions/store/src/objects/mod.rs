@@ -7,6 +7,14 @@
 
 use std::time::{Duration, SystemTime};
 
+pub mod config;
+pub mod local;
+pub mod s3;
+
+pub use config::{ObjectsConfig, OpenedObjectStore};
+pub use local::{LocalStore, LocalStoreConfig, SignatureError, SignedOp, VerifiedRequest};
+pub use s3::{S3Store, S3StoreConfig};
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use thiserror::Error;
@@ -131,9 +139,9 @@ mod tests {
         for ok in ["uploads/2f1c/original.png", "cutouts/ab12.png", "a", "x-y_z.1"] {
             assert!(ObjectKey::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "", "/abs", "trailing/", "a//b", "../etc/passwd", "a/../b", "./a", "A.png", "a b", "a%2fb", "a\\b", "a\0b",
-        ] {
+        for bad in
+            ["", "/abs", "trailing/", "a//b", "../etc/passwd", "a/../b", "./a", "A.png", "a b", "a%2fb", "a\\b", "a\0b"]
+        {
             assert!(ObjectKey::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ObjectKey::parse(&"a".repeat(513)).is_err());
