@@ -9,6 +9,7 @@
 #   make fmt        format the workspace
 #   make lint       fmt --check + clippy -D warnings (no database needed)
 #   make bench-api  wrk load test of the release API; writes target/bench/api.md
+#   make bench-cutout  this engine vs rembg (onnxruntime) on the same photos and cores
 #   make model      fetch the cut-out model weights (checksummed) into models/
 #   make deploy     not implemented yet (a later issue)
 #   make clean-dev  stop the project-local Postgres cluster and delete .dev/
@@ -21,7 +22,7 @@ CARGO ?= cargo
 PG := scripts/pg.sh
 MOTO := scripts/moto.sh
 
-.PHONY: help dev test migrate seed fmt lint bench-api model deploy clean-dev \
+.PHONY: help dev test migrate seed fmt lint bench-api bench-cutout model deploy clean-dev \
         check-cargo check-rustfmt check-clippy
 
 help:
@@ -67,9 +68,13 @@ lint: check-rustfmt check-clippy
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# make test: Postgres first (tests need it), then the checks, then the tests. Integration
-# tests get TEST_DATABASE_URL = the ensured server with database `postgres` and create their
-# own databases there. A project-local cluster started here is stopped again at the end.
+# make test: the services and files tests need first, then the checks, then the tests.
+#  - Postgres: TEST_DATABASE_URL = the ensured server with database `postgres`; tests create
+#    their own databases there. A project-local cluster started here is stopped at the end.
+#  - moto (S3 + SQS stand-in) on 127.0.0.1:5005: MOTO_ENDPOINT; stopped at the end if
+#    started here.
+#  - The u2netp model (md5-checked) and a rembg virtualenv: the parity test runs rembg
+#    itself (CUTOUT_PARITY=1).
 test: check-rustfmt check-clippy
 	@cleanup=':'; \
 	if $(PG) status >/dev/null 2>&1; then pg_was_running=1; else pg_was_running=0; fi; \
@@ -79,6 +84,10 @@ test: check-rustfmt check-clippy
 	export MOTO_ENDPOINT="$$($(MOTO) start)"; \
 	if [ "$$moto_was_running" = 0 ]; then cleanup="$$cleanup; $(MOTO) stop"; trap "$$cleanup" EXIT; fi; \
 	echo "==> MOTO_ENDPOINT=$$MOTO_ENDPOINT (S3 + SQS stand-in)"; \
+	echo "==> model and rembg reference"; \
+	scripts/fetch-model.sh; \
+	scripts/rembg-venv.sh; \
+	export CUTOUT_PARITY=1 MODELS_DIR="$$PWD/models"; \
 	export TEST_DATABASE_URL="$$($(PG) url-for postgres "$$url")"; \
 	echo "==> TEST_DATABASE_URL=$$(sed -E 's|(://[^:/@]*):[^@/]*@|\1:***@|' <<<"$$TEST_DATABASE_URL")"; \
 	echo "==> cargo fmt --all -- --check"; \
@@ -92,6 +101,11 @@ test: check-rustfmt check-clippy
 # --- benchmarks, assets, deploy ------------------------------------------------------------
 bench-api: check-cargo
 	scripts/bench-api.sh
+
+bench-cutout: check-cargo
+	scripts/fetch-model.sh
+	scripts/rembg-venv.sh
+	scripts/bench-cutout.sh
 
 model:
 	@test -x scripts/fetch-model.sh || { echo "error: scripts/fetch-model.sh is missing or not executable" >&2; exit 1; }

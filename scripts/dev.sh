@@ -107,17 +107,25 @@ if ((pg_was_running == 0)) && scripts/pg.sh status >/dev/null 2>&1; then PG_STAR
 say "migrating and seeding"
 cargo run -p stolentee-store --bin migrate -- --seed
 
-# 3. API
-say "building the API"
-cargo build -p stolentee-api --bin api
-start_bg api cargo run -p stolentee-api --bin api
+# 3. The cut-out model (md5-checked; fetched once)
+say "checking the cut-out model"
+scripts/fetch-model.sh
+export MODELS_DIR="${MODELS_DIR:-$PWD/models}"
+
+# 4. API + remove-bg worker in one process (stolentee-dev): local object store under
+#    .dev/objects served with expiring signed URLs, in-process queue feeding the worker
+#    real SqsEvent batches.
+export OBJECT_STORE="${OBJECT_STORE:-local}" QUEUE="${QUEUE:-memory}"
+export LOCAL_OBJECTS_DIR="${LOCAL_OBJECTS_DIR:-$PWD/.dev/objects}" LOCAL_OBJECTS_PUBLIC_URL="${LOCAL_OBJECTS_PUBLIC_URL:-$API_URL}"
+say "building the API and the worker"
+cargo build -p stolentee-dev-stack --bin stolentee-dev
+start_bg api+worker cargo run -p stolentee-dev-stack --bin stolentee-dev
 API_PID="${PIDS[-1]}"
 wait_ready api "$API_URL/health/ready" "$API_PID"
 
-# 4. Later processes: start them here with start_bg and wait_ready, e.g.
+# 5. Later processes: start them here with start_bg and wait_ready, e.g.
 #   start_bg edge   <edge dev server, 127.0.0.1:8787>
 #   wait_ready edge http://127.0.0.1:8787/health "${PIDS[-1]}"
-#   start_bg worker <remove-bg local queue consumer>
 
 # ---------------------------------------------------------------------------------------
 redacted_db="$(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$DATABASE_URL")"
@@ -134,6 +142,9 @@ cat >&2 <<EOF
     curl -s $API_URL/api/products/classic-tee
     curl -s -X POST $API_URL/api/price/quote -H 'content-type: application/json' \\
       -d '{"variant_id":"<id from /api/products/classic-tee>","method":"screen_print","placements":[{"location":"front","colors":2}],"quantity":24}'
+
+  Remove a background (upload, PUT, complete, job, poll, download):
+    scripts/try-cutout.sh path/to/photo.jpg      # writes photo.cutout.png
 
   Ctrl-C stops everything started here.
 

@@ -6,33 +6,47 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use store::jobs::Media;
 use store::migrate::SchemaState;
+use store::objects::{LocalStore, ObjectStore};
+use store::queue::{JobQueue, MemoryQueue, MemoryReceiver, QueueConfig, SqsQueue};
 use store::{Catalog, Database};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::cache::CatalogCache;
 use crate::config::ApiConfig;
 use crate::middleware;
-use crate::routes::{catalog, health, quote};
+use crate::routes::{catalog, health, jobs, local_objects, quote, uploads};
 
 /// What handlers share. Cheap to clone (pools and caches are reference-counted).
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
     pub cache: CatalogCache,
+    pub media: Media,
+    pub objects: Arc<dyn ObjectStore>,
+    pub queue: Arc<dyn JobQueue>,
     pub instance_id: Arc<str>,
 }
 
-/// The whole HTTP surface.
-pub fn router(state: AppState, config: &ApiConfig) -> Router {
-    let routes = Router::new()
+/// The whole HTTP surface. `local_objects` mounts the local object store's signed-URL
+/// routes (dev and tests only; in production the browser talks to S3/R2 directly).
+pub fn router(state: AppState, config: &ApiConfig, local_objects: Option<Arc<LocalStore>>) -> Router {
+    let mut routes = Router::new()
         .route("/health", get(health::live))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/api/products", get(catalog::list))
         .route("/api/products/{slug}", get(catalog::show))
         .route("/api/price/quote", post(quote::quote))
+        .route("/api/uploads", post(uploads::start))
+        .route("/api/uploads/{id}/complete", post(uploads::complete))
+        .route("/api/jobs", post(jobs::start))
+        .route("/api/jobs/{id}", get(jobs::show))
         .with_state(state);
+    if let Some(store) = local_objects {
+        routes = routes.merge(local_objects::routes(store));
+    }
     with_layers(routes, config)
 }
 
@@ -52,6 +66,11 @@ pub fn with_layers(routes: Router, config: &ApiConfig) -> Router {
 pub struct App {
     pub state: AppState,
     pub router: Router,
+    /// The local object store, when `OBJECT_STORE=local`.
+    pub local_objects: Option<Arc<LocalStore>>,
+    /// The consumer end of the in-process queue (`QUEUE=memory`): whoever runs the app must
+    /// run a worker on it (`stolentee-dev` does), or jobs wait forever.
+    pub memory_queue: Option<MemoryReceiver>,
 }
 
 impl App {
@@ -77,10 +96,19 @@ impl App {
 
         let db = Database::new(&config.db).context("building the database pools")?;
         check_schema(&db).await?;
+        let opened = config.objects.open().context("opening the object store")?;
+        let local_objects = opened.local().cloned();
+        let (queue, memory_queue): (Arc<dyn JobQueue>, _) = match &config.queue {
+            QueueConfig::Sqs(sqs) => (Arc::new(SqsQueue::new(sqs)), None),
+            QueueConfig::Memory => {
+                let (queue, receiver) = MemoryQueue::new();
+                (Arc::new(queue), Some(receiver))
+            }
+        };
         let cache = CatalogCache::new(Catalog::new(db.clone()), config.catalog_ttl);
-        let state = AppState { db, cache, instance_id };
-        let router = router(state.clone(), config);
-        Ok(Self { state, router })
+        let state = AppState { media: Media::new(db.clone()), db, cache, objects: opened.store(), queue, instance_id };
+        let router = router(state.clone(), config, local_objects.clone());
+        Ok(Self { state, router, local_objects, memory_queue })
     }
 }
 

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use store::objects::ObjectsConfig;
+use store::queue::QueueConfig;
 use store::{ConfigError, DbConfig};
 
 #[derive(Debug, Clone)]
@@ -10,6 +12,10 @@ pub struct ApiConfig {
     /// Where the local server listens (`API_BIND`, default 127.0.0.1:3000). Unused in Lambda.
     pub bind: SocketAddr,
     pub db: DbConfig,
+    /// `OBJECT_STORE=s3|local` and its keys (see `store::objects::config`).
+    pub objects: ObjectsConfig,
+    /// `QUEUE=sqs|memory` and its keys (see `store::queue::config`).
+    pub queue: QueueConfig,
     /// How long an instance serves catalog data from memory (`CATALOG_CACHE_TTL_SECS`,
     /// default 60). A catalog change made in SQL is visible everywhere after this.
     pub catalog_ttl: Duration,
@@ -28,6 +34,8 @@ impl ApiConfig {
 
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>, in_lambda: bool) -> Result<Self, ConfigError> {
         let db = DbConfig::from_lookup(&var, in_lambda)?;
+        let objects = ObjectsConfig::from_lookup(&var, in_lambda)?;
+        let queue = QueueConfig::from_lookup(&var, in_lambda)?;
         let bind = match var("API_BIND") {
             None => SocketAddr::from(([127, 0, 0, 1], 3000)),
             Some(raw) => raw.parse().map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
@@ -51,6 +59,8 @@ impl ApiConfig {
         Ok(Self {
             bind,
             db,
+            objects,
+            queue,
             catalog_ttl: Duration::from_secs(number("CATALOG_CACHE_TTL_SECS", 60, 0)?),
             request_timeout: Duration::from_millis(number("REQUEST_TIMEOUT_MS", 10_000, 100)?),
             max_body_bytes: number("MAX_BODY_BYTES", 64 * 1024, 1024)? as usize,

@@ -22,14 +22,8 @@ use crate::error::ImageError;
 
 /// Formats accepted for upload. Others that the `image` crate could recognise (AVIF, QOI,
 /// EXR, …) are refused with [`ImageError::UnsupportedFormat`] before any decoding.
-pub const ACCEPTED_FORMATS: &[ImageFormat] = &[
-    ImageFormat::Png,
-    ImageFormat::Jpeg,
-    ImageFormat::WebP,
-    ImageFormat::Bmp,
-    ImageFormat::Tiff,
-    ImageFormat::Gif,
-];
+pub const ACCEPTED_FORMATS: &[ImageFormat] =
+    &[ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::Gif];
 
 /// Bounds applied to every decode.
 ///
@@ -47,11 +41,7 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits {
-            max_side: 12_000,
-            max_pixels: 40_000_000,
-            max_alloc: 512 * 1024 * 1024,
-        }
+        DecodeLimits { max_side: 12_000, max_pixels: 40_000_000, max_alloc: 512 * 1024 * 1024 }
     }
 }
 
@@ -78,9 +68,7 @@ fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImageError> {
     if ACCEPTED_FORMATS.contains(&format) {
         Ok(format)
     } else {
-        Err(ImageError::UnsupportedFormat {
-            format: format_name(format),
-        })
+        Err(ImageError::UnsupportedFormat { format: format_name(format) })
     }
 }
 
@@ -89,18 +77,10 @@ fn check_dimensions(width: u32, height: u32, limits: &DecodeLimits) -> Result<()
         return Err(ImageError::ZeroSize { width, height });
     }
     if width > limits.max_side || height > limits.max_side {
-        return Err(ImageError::TooLarge {
-            width,
-            height,
-            limit: format!("max side {} px", limits.max_side),
-        });
+        return Err(ImageError::TooLarge { width, height, limit: format!("max side {} px", limits.max_side) });
     }
     if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(ImageError::TooLarge {
-            width,
-            height,
-            limit: format!("max {} pixels", limits.max_pixels),
-        });
+        return Err(ImageError::TooLarge { width, height, limit: format!("max {} pixels", limits.max_pixels) });
     }
     Ok(())
 }
@@ -147,43 +127,26 @@ fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
             }
         }
     };
-    bytes
-        .get(scan_start..)
-        .is_some_and(|scan| scan.windows(2).any(|w| w == [0xFF, 0xD9]))
+    bytes.get(scan_start..).is_some_and(|scan| scan.windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// Maps a header-stage error, recognising a zero-sized PNG for a clearer message.
-fn header_error(
-    bytes: &[u8],
-    format: ImageFormat,
-    limits: &DecodeLimits,
-    err: image::ImageError,
-) -> ImageError {
+fn header_error(bytes: &[u8], format: ImageFormat, limits: &DecodeLimits, err: image::ImageError) -> ImageError {
     if format == ImageFormat::Png {
-        if let Some((width, height)) = png_ihdr_dimensions(bytes).filter(|&(w, h)| w == 0 || h == 0)
-        {
+        if let Some((width, height)) = png_ihdr_dimensions(bytes).filter(|&(w, h)| w == 0 || h == 0) {
             return ImageError::ZeroSize { width, height };
         }
     }
     map_image_error(format, limits, err)
 }
 
-fn map_image_error(
-    format: ImageFormat,
-    limits: &DecodeLimits,
-    err: image::ImageError,
-) -> ImageError {
+fn map_image_error(format: ImageFormat, limits: &DecodeLimits, err: image::ImageError) -> ImageError {
     match err {
-        image::ImageError::Limits(_) => ImageError::AllocationLimit {
-            max_alloc: limits.max_alloc,
-        },
-        image::ImageError::Unsupported(e) => ImageError::UnsupportedFormat {
-            format: format!("{} ({e})", format_name(format)),
-        },
-        other => ImageError::Corrupt {
-            format: format_name(format),
-            detail: other.to_string(),
-        },
+        image::ImageError::Limits(_) => ImageError::AllocationLimit { max_alloc: limits.max_alloc },
+        image::ImageError::Unsupported(e) => {
+            ImageError::UnsupportedFormat { format: format!("{} ({e})", format_name(format)) }
+        }
+        other => ImageError::Corrupt { format: format_name(format), detail: other.to_string() },
     }
 }
 
@@ -205,16 +168,10 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<ImageInfo, ImageErro
     let format = sniff(bytes)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(image_limits(limits, false));
-    let decoder = reader
-        .into_decoder()
-        .map_err(|e| header_error(bytes, format, limits, e))?;
+    let decoder = reader.into_decoder().map_err(|e| header_error(bytes, format, limits, e))?;
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height, limits)?;
-    Ok(ImageInfo {
-        format,
-        width,
-        height,
-    })
+    Ok(ImageInfo { format, width, height })
 }
 
 /// Decodes `bytes` within `limits` and applies the EXIF orientation.
@@ -232,23 +189,14 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage,
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        Err(ImageError::Corrupt {
-            format: format_name(format),
-            detail: format!("decoder panicked: {msg}"),
-        })
+        Err(ImageError::Corrupt { format: format_name(format), detail: format!("decoder panicked: {msg}") })
     })
 }
 
-fn decode_sniffed(
-    bytes: &[u8],
-    format: ImageFormat,
-    limits: &DecodeLimits,
-) -> Result<DynamicImage, ImageError> {
+fn decode_sniffed(bytes: &[u8], format: ImageFormat, limits: &DecodeLimits) -> Result<DynamicImage, ImageError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(image_limits(limits, false));
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| header_error(bytes, format, limits, e))?;
+    let mut decoder = reader.into_decoder().map_err(|e| header_error(bytes, format, limits, e))?;
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height, limits)?;
     if format == ImageFormat::Jpeg && !jpeg_has_end_marker(bytes) {
@@ -260,23 +208,16 @@ fn decode_sniffed(
         });
     }
     if decoder.total_bytes() > limits.max_alloc {
-        return Err(ImageError::AllocationLimit {
-            max_alloc: limits.max_alloc,
-        });
+        return Err(ImageError::AllocationLimit { max_alloc: limits.max_alloc });
     }
     // Re-arm the decoder's own limits, now including the dimension bounds, and with the
     // output buffer's size deducted from the allocation budget as `image` itself does.
     let mut inner = image_limits(limits, true);
     inner.max_alloc = Some(limits.max_alloc - decoder.total_bytes());
-    decoder
-        .set_limits(inner)
-        .map_err(|e| map_image_error(format, limits, e))?;
+    decoder.set_limits(inner).map_err(|e| map_image_error(format, limits, e))?;
     // A broken EXIF block must not sink an otherwise good photo: fall back to no rotation.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img =
-        DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(format, limits, e))?;
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(format, limits, e))?;
     img.apply_orientation(orientation);
     Ok(img)
 }
@@ -298,16 +239,9 @@ mod tests {
 
     #[test]
     fn dimension_checks_name_the_limit_that_was_hit() {
-        let l = DecodeLimits {
-            max_side: 100,
-            max_pixels: 5000,
-            max_alloc: 1 << 20,
-        };
+        let l = DecodeLimits { max_side: 100, max_pixels: 5000, max_alloc: 1 << 20 };
         assert_eq!(check_dimensions(100, 50, &l), Ok(()));
-        assert!(matches!(
-            check_dimensions(0, 5, &l),
-            Err(ImageError::ZeroSize { .. })
-        ));
+        assert!(matches!(check_dimensions(0, 5, &l), Err(ImageError::ZeroSize { .. })));
         assert!(
             matches!(check_dimensions(101, 1, &l), Err(ImageError::TooLarge { limit, .. }) if limit.contains("side"))
         );

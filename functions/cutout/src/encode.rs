@@ -55,50 +55,22 @@ fn encode(
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(compression.into());
         let ppm = dpi_to_ppm(PRINT_DPI);
-        enc.set_pixel_dims(Some(png::PixelDimensions {
-            xppu: ppm,
-            yppu: ppm,
-            unit: png::Unit::Meter,
-        }));
-        let mut writer = enc
-            .write_header()
-            .map_err(|e| CutoutError::Encode(e.to_string()))?;
-        writer
-            .write_image_data(data)
-            .map_err(|e| CutoutError::Encode(e.to_string()))?;
-        writer
-            .finish()
-            .map_err(|e| CutoutError::Encode(e.to_string()))?;
+        enc.set_pixel_dims(Some(png::PixelDimensions { xppu: ppm, yppu: ppm, unit: png::Unit::Meter }));
+        let mut writer = enc.write_header().map_err(|e| CutoutError::Encode(e.to_string()))?;
+        writer.write_image_data(data).map_err(|e| CutoutError::Encode(e.to_string()))?;
+        writer.finish().map_err(|e| CutoutError::Encode(e.to_string()))?;
     }
     Ok(out)
 }
 
 /// Encodes a mask as an 8-bit grayscale PNG at 300 DPI.
-pub fn encode_mask_png(
-    mask: &GrayImage,
-    compression: PngCompression,
-) -> Result<Vec<u8>, CutoutError> {
-    encode(
-        mask.width(),
-        mask.height(),
-        png::ColorType::Grayscale,
-        mask.as_raw(),
-        compression,
-    )
+pub fn encode_mask_png(mask: &GrayImage, compression: PngCompression) -> Result<Vec<u8>, CutoutError> {
+    encode(mask.width(), mask.height(), png::ColorType::Grayscale, mask.as_raw(), compression)
 }
 
 /// Encodes an RGBA image (straight alpha) as an 8-bit RGBA PNG at 300 DPI.
-pub fn encode_rgba_png(
-    img: &RgbaImage,
-    compression: PngCompression,
-) -> Result<Vec<u8>, CutoutError> {
-    encode(
-        img.width(),
-        img.height(),
-        png::ColorType::Rgba,
-        img.as_raw(),
-        compression,
-    )
+pub fn encode_rgba_png(img: &RgbaImage, compression: PngCompression) -> Result<Vec<u8>, CutoutError> {
+    encode(img.width(), img.height(), png::ColorType::Rgba, img.as_raw(), compression)
 }
 
 #[cfg(test)]
@@ -117,10 +89,7 @@ mod tests {
         let dec = png::Decoder::new(std::io::Cursor::new(&bytes));
         let mut reader = dec.read_info().unwrap();
         let dims = reader.info().pixel_dims.unwrap();
-        assert_eq!(
-            (dims.xppu, dims.yppu, dims.unit),
-            (11811, 11811, png::Unit::Meter)
-        );
+        assert_eq!((dims.xppu, dims.yppu, dims.unit), (11811, 11811, png::Unit::Meter));
         assert_eq!(reader.info().color_type, png::ColorType::Grayscale);
         let mut buf = vec![0; reader.output_buffer_size().unwrap()];
         reader.next_frame(&mut buf).unwrap();

@@ -18,6 +18,8 @@ use crate::resample::resize_lanczos;
 
 /// Environment variable setting the number of threads tract's matrix kernels use.
 pub const ENV_THREADS: &str = "CUTOUT_THREADS";
+/// Environment variable that, set to `0`, disables the Resize→matmul graph rewrite.
+pub const ENV_RESIZE_MATMUL: &str = "CUTOUT_RESIZE_MATMUL";
 
 type Plan = TypedSimplePlan;
 
@@ -27,27 +29,36 @@ pub struct EngineOptions {
     /// Threads for tract's matrix-multiplication kernels (the `multithread-mm` feature).
     /// `1` runs everything on the calling thread. Masks are identical whatever the count.
     pub threads: usize,
+    /// Rewrite linear `Resize` ops as matrix products at load time (see the `rewrite`
+    /// module): same masks, faster, especially with several threads. On by default;
+    /// `CUTOUT_RESIZE_MATMUL=0` turns it off.
+    pub resize_as_matmul: bool,
 }
 
 impl Default for EngineOptions {
     /// All available cores (a Lambda function gets up to 6 vCPUs with enough memory).
     fn default() -> Self {
         EngineOptions {
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            resize_as_matmul: true,
         }
     }
 }
 
 impl EngineOptions {
-    /// Defaults overridden by `CUTOUT_THREADS` when it holds a positive integer.
+    /// `threads` threads, everything else default.
+    pub fn with_threads(threads: usize) -> EngineOptions {
+        EngineOptions { threads, ..EngineOptions::default() }
+    }
+
+    /// Defaults overridden by `CUTOUT_THREADS` when it holds a positive integer, and by
+    /// `CUTOUT_RESIZE_MATMUL=0`.
     pub fn from_env() -> EngineOptions {
         let mut o = EngineOptions::default();
-        if let Some(n) = std::env::var(ENV_THREADS)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0)
+        if std::env::var(ENV_RESIZE_MATMUL).is_ok_and(|v| v.trim() == "0") {
+            o.resize_as_matmul = false;
+        }
+        if let Some(n) = std::env::var(ENV_THREADS).ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
         {
             o.threads = n;
         }
@@ -110,10 +121,7 @@ pub struct Engine {
 }
 
 fn tract_err(name: &str, e: impl std::fmt::Display) -> ModelError {
-    ModelError::Tract {
-        name: name.to_string(),
-        detail: format!("{e:#}"),
-    }
+    ModelError::Tract { name: name.to_string(), detail: format!("{e:#}") }
 }
 
 fn executor(threads: usize) -> tract_linalg::multithread::Executor {
@@ -122,11 +130,7 @@ fn executor(threads: usize) -> tract_linalg::multithread::Executor {
         return Executor::SingleThread;
     }
     // Build the pool ourselves so a failure degrades to one thread instead of panicking.
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("cutout-mm-{i}"))
-        .build()
-    {
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("cutout-mm-{i}")).build() {
         Ok(pool) => Executor::MultiThread(Arc::new(pool)),
         Err(_) => Executor::SingleThread,
     }
@@ -152,25 +156,14 @@ impl Engine {
 
     /// Loads an ONNX file. `pre` fixes input size and normalisation; `None` derives them
     /// from the model's declared input size (1024 → IS-Net's, otherwise U²-Net's).
-    pub fn load_file(
-        path: &Path,
-        pre: Option<Preprocess>,
-        options: EngineOptions,
-    ) -> Result<Engine, ModelError> {
+    pub fn load_file(path: &Path, pre: Option<Preprocess>, options: EngineOptions) -> Result<Engine, ModelError> {
         let started = Instant::now();
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
+        let name =
+            path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
         if !path.is_file() {
-            return Err(ModelError::NotFound {
-                path: path.to_path_buf(),
-                hint: "check MODEL_PATH / --model".into(),
-            });
+            return Err(ModelError::NotFound { path: path.to_path_buf(), hint: "check MODEL_PATH / --model".into() });
         }
-        let mut model = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|e| tract_err(&name, e))?;
+        let mut model = tract_onnx::onnx().model_for_path(path).map_err(|e| tract_err(&name, e))?;
         let pre = pre.unwrap_or_else(|| {
             let declared = model
                 .input_fact(0)
@@ -180,59 +173,39 @@ impl Engine {
                 .and_then(|d| d.to_usize().ok());
             match declared {
                 Some(1024) => Preprocess::ISNET,
-                Some(s) if s > 0 => Preprocess {
-                    size: s,
-                    ..Preprocess::U2NET
-                },
+                Some(s) if s > 0 => Preprocess { size: s, ..Preprocess::U2NET },
                 _ => Preprocess::U2NET,
             }
         });
         let s = pre.size;
         // A fixed input shape lets tract resolve every shape at load time and pick kernels.
-        model
-            .set_input_fact(0, f32::fact([1, 3, s, s]).into())
-            .map_err(|e| tract_err(&name, e))?;
+        model.set_input_fact(0, f32::fact([1, 3, s, s]).into()).map_err(|e| tract_err(&name, e))?;
         // rembg reads only the first output (the fused map); dropping the six side outputs
         // before optimising lets tract prune the work that only they need.
         let first = *model
             .output_outlets()
             .map_err(|e| tract_err(&name, e))?
             .first()
-            .ok_or_else(|| ModelError::Shape {
-                name: name.clone(),
-                detail: "the model has no outputs".into(),
-            })?;
-        model
-            .select_output_outlets(&[first])
-            .map_err(|e| tract_err(&name, e))?;
-        let typed = model.into_optimized().map_err(|e| tract_err(&name, e))?;
-        let out_shape: Vec<usize> = typed
-            .output_fact(0)
-            .map_err(|e| tract_err(&name, e))?
-            .shape
-            .as_concrete()
-            .map(|s| s.to_vec())
-            .ok_or_else(|| ModelError::Shape {
-                name: name.clone(),
-                detail: "output 0 has no fixed shape".into(),
-            })?;
+            .ok_or_else(|| ModelError::Shape { name: name.clone(), detail: "the model has no outputs".into() })?;
+        model.select_output_outlets(&[first]).map_err(|e| tract_err(&name, e))?;
+        let mut typed = model.into_typed().and_then(|m| m.into_decluttered()).map_err(|e| tract_err(&name, e))?;
+        if options.resize_as_matmul {
+            crate::rewrite::linear_resize_as_matmul(&mut typed).map_err(|e| tract_err(&name, e))?;
+        }
+        let typed = typed.into_optimized().map_err(|e| tract_err(&name, e))?;
+        let out_shape: Vec<usize> =
+            typed.output_fact(0).map_err(|e| tract_err(&name, e))?.shape.as_concrete().map(|s| s.to_vec()).ok_or_else(
+                || ModelError::Shape { name: name.clone(), detail: "output 0 has no fixed shape".into() },
+            )?;
         let out_hw = match out_shape.as_slice() {
             [1, c, h, w] if *c >= 1 && *h > 0 && *w > 0 => (*h, *w),
             [1, h, w] if *h > 0 && *w > 0 => (*h, *w),
             other => {
-                return Err(ModelError::Shape {
-                    name,
-                    detail: format!("output 0 is {other:?}, expected [1, C, H, W]"),
-                })
+                return Err(ModelError::Shape { name, detail: format!("output 0 is {other:?}, expected [1, C, H, W]") })
             }
         };
-        let run_options = RunOptions {
-            executor: Some(executor(options.threads)),
-            ..Default::default()
-        };
-        let plan = typed
-            .into_runnable_with_options(&run_options)
-            .map_err(|e| tract_err(&name, e))?;
+        let run_options = RunOptions { executor: Some(executor(options.threads)), ..Default::default() };
+        let plan = typed.into_runnable_with_options(&run_options).map_err(|e| tract_err(&name, e))?;
         Ok(Engine {
             plan,
             pre,
@@ -276,12 +249,8 @@ impl Engine {
     pub fn input_tensor(&self, rgb: &RgbImage) -> Result<Vec<f32>, CutoutError> {
         let s = self.pre.size;
         let (w, h) = rgb.dimensions();
-        let resized = resize_lanczos(rgb.as_raw(), w as usize, h as usize, 3, s, s).ok_or(
-            CutoutError::Image(crate::ImageError::ZeroSize {
-                width: w,
-                height: h,
-            }),
-        )?;
+        let resized = resize_lanczos(rgb.as_raw(), w as usize, h as usize, 3, s, s)
+            .ok_or(CutoutError::Image(crate::ImageError::ZeroSize { width: w, height: h }))?;
         // NumPy: im / max(np.max(im), 1e-6), in f64.
         let max = f64::from(resized.iter().copied().max().unwrap_or(0)).max(1e-6);
         let plane = s * s;
@@ -300,23 +269,16 @@ impl Engine {
     /// `(pred * 255).astype("uint8")`).
     pub fn run_model(&self, input: Vec<f32>) -> Result<GrayImage, CutoutError> {
         let s = self.pre.size;
-        let tensor = Tensor::from_shape(&[1, 3, s, s], &input)
-            .map_err(|e| CutoutError::Inference(format!("{e:#}")))?;
-        let outputs = self
-            .plan
-            .run(tvec!(tensor.into()))
-            .map_err(|e| CutoutError::Inference(format!("{e:#}")))?;
-        let out = outputs
-            .first()
-            .ok_or_else(|| CutoutError::Inference("the model returned no output".into()))?;
+        let tensor = Tensor::from_shape(&[1, 3, s, s], &input).map_err(|e| CutoutError::Inference(format!("{e:#}")))?;
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(|e| CutoutError::Inference(format!("{e:#}")))?;
+        let out = outputs.first().ok_or_else(|| CutoutError::Inference("the model returned no output".into()))?;
         let all = out
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())
             .map_err(|e| CutoutError::Inference(format!("{e:#}")))?;
         let (h, w) = self.out_hw;
-        let pred = all
-            .get(..h * w)
-            .ok_or_else(|| CutoutError::Inference("output 0 is smaller than expected".into()))?;
+        let pred =
+            all.get(..h * w).ok_or_else(|| CutoutError::Inference("output 0 is smaller than expected".into()))?;
         GrayImage::from_raw(w as u32, h as u32, normalise_prediction(pred))
             .ok_or_else(|| CutoutError::Inference("output buffer size mismatch".into()))
     }
@@ -327,52 +289,38 @@ impl Engine {
         let small = self.run_model(self.input_tensor(rgb)?)?;
         let (w, h) = rgb.dimensions();
         let (sw, sh) = small.dimensions();
-        let full = resize_lanczos(
-            small.as_raw(),
-            sw as usize,
-            sh as usize,
-            1,
-            w as usize,
-            h as usize,
-        )
-        .ok_or(CutoutError::Image(crate::ImageError::ZeroSize {
-            width: w,
-            height: h,
-        }))?;
-        GrayImage::from_raw(w, h, full)
-            .ok_or_else(|| CutoutError::Inference("mask buffer size mismatch".into()))
+        let full = resize_lanczos(small.as_raw(), sw as usize, sh as usize, 1, w as usize, h as usize)
+            .ok_or(CutoutError::Image(crate::ImageError::ZeroSize { width: w, height: h }))?;
+        GrayImage::from_raw(w, h, full).ok_or_else(|| CutoutError::Inference("mask buffer size mismatch".into()))
     }
 
     /// Cuts out an already decoded (and oriented) image.
-    pub fn cut_out_image(
-        &self,
-        img: &DynamicImage,
-        post_process: bool,
-    ) -> Result<Cutout, CutoutError> {
+    ///
+    /// Takes the image by value so an 8-bit RGB photo is not copied (memory peaks at about
+    /// 9 bytes per pixel: RGB, mask, RGBA).
+    pub fn cut_out_image(&self, img: DynamicImage, post_process: bool) -> Result<Cutout, CutoutError> {
         let (width, height) = img.dimensions();
         if width == 0 || height == 0 {
             return Err(crate::ImageError::ZeroSize { width, height }.into());
         }
+        // The photo's own alpha, kept (1 byte per pixel) to combine with the mask.
+        let source_alpha: Option<Vec<u8>> =
+            img.color().has_alpha().then(|| img.to_luma_alpha8().pixels().map(|p| p.0[1]).collect());
         // rembg: img.convert("RGB") — alpha dropped (not composited), grey replicated.
-        let rgb = img.to_rgb8();
+        let rgb = img.into_rgb8();
         let mut mask = self.mask(&rgb)?;
         if post_process {
             mask = post_process_mask(&mask);
         }
-        let image = apply_alpha(&rgb, img, &mask);
-        Ok(Cutout {
-            width,
-            height,
-            mask,
-            image,
-        })
+        let image = apply_alpha(&rgb, source_alpha.as_deref(), &mask);
+        Ok(Cutout { width, height, mask, image })
     }
 
     /// The whole path for untrusted bytes: bounded decode (+ EXIF orientation), then
     /// [`Engine::cut_out_image`]. Errors from the input are [`CutoutError::Image`].
     pub fn cut_out(&self, bytes: &[u8], options: &CutoutOptions) -> Result<Cutout, CutoutError> {
         let img = decode_image(bytes, &options.limits)?;
-        self.cut_out_image(&img, options.post_process_mask)
+        self.cut_out_image(img, options.post_process_mask)
     }
 }
 
@@ -389,24 +337,18 @@ fn normalise_prediction(pred: &[f32]) -> Vec<u8> {
     if range.is_nan() || range <= 0.0 || range.is_infinite() {
         return vec![0; pred.len()];
     }
-    pred.iter()
-        .map(|&v| (((v - mi) / range) * 255.0) as u8)
-        .collect()
+    pred.iter().map(|&v| (((v - mi) / range) * 255.0) as u8).collect()
 }
 
 /// Straight alpha: keep the RGB, alpha = mask, multiplied by the source's own alpha when it
 /// has one (as rembg's composite would, so already-transparent areas stay transparent).
-fn apply_alpha(rgb: &RgbImage, original: &DynamicImage, mask: &GrayImage) -> RgbaImage {
+fn apply_alpha(rgb: &RgbImage, source_alpha: Option<&[u8]>, mask: &GrayImage) -> RgbaImage {
     let (w, h) = rgb.dimensions();
-    let source_alpha = original
-        .color()
-        .has_alpha()
-        .then(|| original.to_luma_alpha8());
     let mut out = Vec::with_capacity(w as usize * h as usize * 4);
     for (i, (px, m)) in rgb.pixels().zip(mask.pixels()).enumerate() {
         let mut a = m.0[0];
-        if let Some(sa) = &source_alpha {
-            let s = sa.as_raw().get(i * 2 + 1).copied().unwrap_or(255);
+        if let Some(sa) = source_alpha {
+            let s = sa.get(i).copied().unwrap_or(255);
             a = ((u16::from(a) * u16::from(s) + 127) / 255) as u8;
         }
         out.extend_from_slice(&[px.0[0], px.0[1], px.0[2], a]);
@@ -434,11 +376,9 @@ mod tests {
 
     #[test]
     fn alpha_is_straight_and_respects_source_alpha() {
-        let rgba = RgbaImage::from_raw(2, 1, vec![10, 20, 30, 255, 40, 50, 60, 0]).unwrap();
-        let original = DynamicImage::ImageRgba8(rgba);
-        let rgb = original.to_rgb8();
+        let rgb = RgbImage::from_raw(2, 1, vec![10, 20, 30, 40, 50, 60]).unwrap();
         let mask = GrayImage::from_raw(2, 1, vec![128, 255]).unwrap();
-        let out = apply_alpha(&rgb, &original, &mask);
+        let out = apply_alpha(&rgb, Some(&[255, 0]), &mask);
         assert_eq!(out.as_raw(), &vec![10, 20, 30, 128, 40, 50, 60, 0]);
     }
 }

@@ -17,11 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use cutout::{CutoutOptions, Engine, EngineOptions, ModelSpec, PngCompression};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "cutout",
-    version,
-    about = "Remove image backgrounds (rembg-compatible U²-Net on tract)"
-)]
+#[command(name = "cutout", version, about = "Remove image backgrounds (rembg-compatible U²-Net on tract)")]
 struct Cli {
     /// Model: u2netp, u2net, silueta, isnet-general-use, or a path to an .onnx file.
     /// Defaults to $MODEL_PATH, then $CUTOUT_MODEL, then u2netp.
@@ -91,24 +87,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_engine(cli: &Cli) -> Result<Engine, String> {
-    let spec = match &cli.model {
-        Some(m) => m.parse::<ModelSpec>().map_err(|e| e.to_string())?,
-        None => ModelSpec::from_env().map_err(|e| e.to_string())?,
-    };
+fn model_spec(cli: &Cli) -> Result<ModelSpec, String> {
+    match &cli.model {
+        Some(m) => m.parse::<ModelSpec>().map_err(|e| e.to_string()),
+        None => ModelSpec::from_env().map_err(|e| e.to_string()),
+    }
+}
+
+fn load_engine(cli: &Cli, spec: &ModelSpec) -> Result<Engine, String> {
     let mut options = EngineOptions::from_env();
     if let Some(t) = cli.threads.filter(|&t| t > 0) {
         options.threads = t;
     }
     cutout::init_threads(options.threads);
-    Engine::load_with(&spec, options).map_err(|e| e.to_string())
+    Engine::load_with(spec, options).map_err(|e| e.to_string())
 }
 
 fn process(engine: &Engine, cli: &Cli, bytes: &[u8]) -> Result<Vec<u8>, cutout::CutoutError> {
-    let options = CutoutOptions {
-        post_process_mask: cli.post_process_mask,
-        ..CutoutOptions::default()
-    };
+    let options = CutoutOptions { post_process_mask: cli.post_process_mask, ..CutoutOptions::default() };
     let cut = engine.cut_out(bytes, &options)?;
     if cli.only_mask {
         cut.mask_png(cli.compression.into())
@@ -118,28 +114,24 @@ fn process(engine: &Engine, cli: &Cli, bytes: &[u8]) -> Result<Vec<u8>, cutout::
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
+    // A wrong model name is reported before any file is touched.
+    let spec = model_spec(cli)?;
     match &cli.command {
         Command::I { input, output } => {
             let bytes = read_input(input)?;
-            let engine = load_engine(cli)?;
-            let png =
-                process(&engine, cli, &bytes).map_err(|e| format!("{}: {e}", input.display()))?;
+            let engine = load_engine(cli, &spec)?;
+            let png = process(&engine, cli, &bytes).map_err(|e| format!("{}: {e}", input.display()))?;
             write_output(output, &png)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::P {
-            input_dir,
-            output_dir,
-        } => batch(cli, input_dir, output_dir),
+        Command::P { input_dir, output_dir } => batch(cli, &spec, input_dir, output_dir),
     }
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>, String> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| format!("reading stdin: {e}"))?;
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("reading stdin: {e}"))?;
         Ok(buf)
     } else {
         std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
@@ -149,19 +141,16 @@ fn read_input(path: &Path) -> Result<Vec<u8>, String> {
 fn write_output(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if path.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
-        out.write_all(bytes)
-            .and_then(|_| out.flush())
-            .map_err(|e| format!("writing stdout: {e}"))
+        out.write_all(bytes).and_then(|_| out.flush()).map_err(|e| format!("writing stdout: {e}"))
     } else {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
         }
         std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
     }
 }
 
-fn batch(cli: &Cli, input_dir: &Path, output_dir: &Path) -> Result<ExitCode, String> {
+fn batch(cli: &Cli, spec: &ModelSpec, input_dir: &Path, output_dir: &Path) -> Result<ExitCode, String> {
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(input_dir)
         .map_err(|e| format!("reading {}: {e}", input_dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -173,29 +162,20 @@ fn batch(cli: &Cli, input_dir: &Path, output_dir: &Path) -> Result<ExitCode, Str
         })
         .collect();
     inputs.sort();
-    std::fs::create_dir_all(output_dir)
-        .map_err(|e| format!("creating {}: {e}", output_dir.display()))?;
-    let engine = load_engine(cli)?;
+    std::fs::create_dir_all(output_dir).map_err(|e| format!("creating {}: {e}", output_dir.display()))?;
+    let engine = load_engine(cli, spec)?;
 
     let bar = indicatif::ProgressBar::new(inputs.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = Instant::now();
     let mut failures = 0usize;
     for input in &inputs {
-        let name = input
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         bar.set_message(name.clone());
-        let stem = input
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| name.clone());
+        let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
         let output = output_dir.join(format!("{stem}.out.png"));
         let result = read_input(input)
             .and_then(|bytes| process(&engine, cli, &bytes).map_err(|e| e.to_string()))
@@ -211,9 +191,5 @@ fn batch(cli: &Cli, input_dir: &Path, output_dir: &Path) -> Result<ExitCode, Str
         inputs.len() - failures,
         started.elapsed()
     ));
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

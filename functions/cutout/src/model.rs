@@ -33,12 +33,8 @@ pub enum ModelName {
 
 impl ModelName {
     /// Every known model.
-    pub const ALL: [ModelName; 4] = [
-        ModelName::U2netp,
-        ModelName::U2net,
-        ModelName::Silueta,
-        ModelName::IsnetGeneralUse,
-    ];
+    pub const ALL: [ModelName; 4] =
+        [ModelName::U2netp, ModelName::U2net, ModelName::Silueta, ModelName::IsnetGeneralUse];
 
     /// rembg's name for the model (also the file stem: `<name>.onnx`).
     pub fn as_str(self) -> &'static str {
@@ -83,10 +79,7 @@ impl fmt::Display for ModelName {
 impl FromStr for ModelName {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ModelName::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| ModelError::UnknownName(s.to_string()))
+        ModelName::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| ModelError::UnknownName(s.to_string()))
     }
 }
 
@@ -105,17 +98,9 @@ pub struct Preprocess {
 
 impl Preprocess {
     /// rembg's `U2netSession`, `U2netpSession`, `SiluetaSession`: ImageNet statistics.
-    pub const U2NET: Preprocess = Preprocess {
-        size: 320,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
+    pub const U2NET: Preprocess = Preprocess { size: 320, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
     /// rembg's `DisSession` (isnet-general-use): mean 0.5, std 1.0.
-    pub const ISNET: Preprocess = Preprocess {
-        size: 1024,
-        mean: [0.5, 0.5, 0.5],
-        std: [1.0, 1.0, 1.0],
-    };
+    pub const ISNET: Preprocess = Preprocess { size: 1024, mean: [0.5, 0.5, 0.5], std: [1.0, 1.0, 1.0] };
 }
 
 /// Which model to load: a known name (looked up in the models directories) or a file path.
@@ -205,28 +190,19 @@ impl ModelSpec {
                 if p.is_file() {
                     Ok(p.clone())
                 } else {
-                    Err(ModelError::NotFound {
-                        path: p.clone(),
-                        hint: "check MODEL_PATH / --model".into(),
-                    })
+                    Err(ModelError::NotFound { path: p.clone(), hint: "check MODEL_PATH / --model".into() })
                 }
             }
             ModelSpec::Named(name) => {
                 let file = name.file_name();
                 let dirs = Self::search_dirs();
-                dirs.iter()
-                    .map(|d| d.join(&file))
-                    .find(|p| p.is_file())
-                    .ok_or_else(|| ModelError::NotFound {
-                        path: PathBuf::from(&file),
-                        hint: format!(
-                            "looked in {}; run scripts/fetch-model.sh or set MODELS_DIR / MODEL_PATH",
-                            dirs.iter()
-                                .map(|d| d.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    })
+                dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()).ok_or_else(|| ModelError::NotFound {
+                    path: PathBuf::from(&file),
+                    hint: format!(
+                        "looked in {}; run scripts/fetch-model.sh or set MODELS_DIR / MODEL_PATH",
+                        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                })
             }
         }
     }
@@ -247,18 +223,9 @@ mod tests {
 
     #[test]
     fn specs_are_names_or_paths() {
-        assert_eq!(
-            "u2net".parse::<ModelSpec>().unwrap(),
-            ModelSpec::Named(ModelName::U2net)
-        );
-        assert_eq!(
-            "models/x.onnx".parse::<ModelSpec>().unwrap(),
-            ModelSpec::Path("models/x.onnx".into())
-        );
-        assert!(matches!(
-            "nonsense".parse::<ModelSpec>(),
-            Err(ModelError::UnknownName(_))
-        ));
+        assert_eq!("u2net".parse::<ModelSpec>().unwrap(), ModelSpec::Named(ModelName::U2net));
+        assert_eq!("models/x.onnx".parse::<ModelSpec>().unwrap(), ModelSpec::Path("models/x.onnx".into()));
+        assert!(matches!("nonsense".parse::<ModelSpec>(), Err(ModelError::UnknownName(_))));
     }
 
     #[test]

@@ -35,10 +35,7 @@ pub fn post_process_mask(mask: &GrayImage) -> GrayImage {
     let mut buf: Vec<f64> = opened.iter().map(|&v| f64::from(v)).collect();
     blur_columns(&mut buf, w, h, &weights);
     blur_rows(&mut buf, w, h, &weights);
-    let out = buf
-        .iter()
-        .map(|&v| if v < THRESHOLD { 0 } else { 255 })
-        .collect();
+    let out = buf.iter().map(|&v| if v < THRESHOLD { 0 } else { 255 }).collect();
     // Same dimensions as the input, so the buffer length always matches.
     GrayImage::from_raw(w as u32, h as u32, out).unwrap_or_else(|| mask.clone())
 }
@@ -180,11 +177,7 @@ mod tests {
             }
         }
         let out = post_process_mask(&mask);
-        assert_eq!(
-            out.get_pixel(5, 5).0[0],
-            0,
-            "a one-pixel speck is opened away"
-        );
+        assert_eq!(out.get_pixel(5, 5).0[0], 0, "a one-pixel speck is opened away");
         assert_eq!(out.get_pixel(32, 32).0[0], 255, "the square's inside stays");
         assert_eq!(out.get_pixel(2, 48).0[0], 0);
     }

@@ -95,19 +95,11 @@ impl AxisWeights {
                 };
                 let scaled = w * f64::from(1u32 << PRECISION_BITS);
                 // Round half away from zero, as Pillow does with (int)(±0.5 + w·2²²).
-                *out = if w < 0.0 {
-                    (scaled - 0.5) as i32
-                } else {
-                    (scaled + 0.5) as i32
-                };
+                *out = if w < 0.0 { (scaled - 0.5) as i32 } else { (scaled + 0.5) as i32 };
             }
             bounds.push((xmin, n));
         }
-        AxisWeights {
-            ksize,
-            bounds,
-            weights,
-        }
+        AxisWeights { ksize, bounds, weights }
     }
 
     fn taps(&self, i: usize) -> (usize, &[i32]) {
@@ -235,10 +227,7 @@ mod tests {
             for k in 0..o {
                 let (_, ws) = w.taps(k);
                 let sum: i64 = ws.iter().map(|&v| i64::from(v)).sum();
-                assert!(
-                    (sum - (1 << PRECISION_BITS)).abs() <= ws.len() as i64,
-                    "{i}->{o}"
-                );
+                assert!((sum - (1 << PRECISION_BITS)).abs() <= ws.len() as i64, "{i}->{o}");
             }
         }
     }

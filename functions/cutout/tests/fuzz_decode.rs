@@ -2,9 +2,9 @@
 //!
 //! Whatever the bytes — random, or a valid image with bytes flipped, inserted or cut off —
 //! `decode_image` and `probe` must return (never panic, never hang), and anything they accept
-//! must respect the limits. Inputs that ever broke these rules are kept below as named
-//! regression tests; proptest also replays its own saved failures from
-//! `proptest-regressions/`.
+//! must respect the limits. Inputs that ever break these rules are kept below as named
+//! regression tests; proptest also saves and replays its own failures from
+//! `proptest-regressions/` (commit that file if it appears).
 
 use std::io::Cursor;
 
@@ -13,11 +13,7 @@ use image::{DynamicImage, ImageFormat, RgbaImage};
 use proptest::prelude::*;
 
 fn small_limits() -> DecodeLimits {
-    DecodeLimits {
-        max_side: 512,
-        max_pixels: 128 * 128,
-        max_alloc: 16 * 1024 * 1024,
-    }
+    DecodeLimits { max_side: 512, max_pixels: 128 * 128, max_alloc: 16 * 1024 * 1024 }
 }
 
 /// Valid seed files in every accepted format, to mutate.
@@ -25,26 +21,15 @@ fn seeds() -> Vec<Vec<u8>> {
     let img = DynamicImage::ImageRgba8(RgbaImage::from_fn(13, 9, |x, y| {
         image::Rgba([(x * 19) as u8, (y * 27) as u8, (x * y) as u8, 200])
     }));
-    [
-        ImageFormat::Png,
-        ImageFormat::Jpeg,
-        ImageFormat::WebP,
-        ImageFormat::Bmp,
-        ImageFormat::Tiff,
-        ImageFormat::Gif,
-    ]
-    .into_iter()
-    .map(|f| {
-        let src = if f == ImageFormat::Jpeg {
-            DynamicImage::ImageRgb8(img.to_rgb8())
-        } else {
-            img.clone()
-        };
-        let mut buf = Cursor::new(Vec::new());
-        src.write_to(&mut buf, f).expect("seed encodes");
-        buf.into_inner()
-    })
-    .collect()
+    [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::Gif]
+        .into_iter()
+        .map(|f| {
+            let src = if f == ImageFormat::Jpeg { DynamicImage::ImageRgb8(img.to_rgb8()) } else { img.clone() };
+            let mut buf = Cursor::new(Vec::new());
+            src.write_to(&mut buf, f).expect("seed encodes");
+            buf.into_inner()
+        })
+        .collect()
 }
 
 /// The contract, checked for one input.
@@ -57,10 +42,7 @@ fn check(bytes: &[u8]) {
             assert!(u64::from(img.width()) * u64::from(img.height()) <= limits.max_pixels);
         }
         Err(ImageError::Corrupt { detail, .. }) => {
-            assert!(
-                !detail.starts_with("decoder panicked"),
-                "a decoder panicked: {detail}"
-            );
+            assert!(!detail.starts_with("decoder panicked"), "a decoder panicked: {detail}");
         }
         Err(_) => {}
     }
@@ -111,7 +93,11 @@ fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases per property by default; PROPTEST_CASES=100000 for a longer campaign.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
@@ -139,7 +125,9 @@ proptest! {
     }
 }
 
-// Regression inputs: each one once misbehaved (or is a shape worth pinning down).
+// Regression inputs. Any input that ever breaks the contract above is added here by name.
+// So far (campaigns of 20 000 and 200 000 cases per property) none has; these pin down
+// edge shapes that decoders historically got wrong.
 
 #[test]
 fn regression_gif_with_zero_logical_screen() {

@@ -18,11 +18,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -45,11 +41,7 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit, RGB, deflate, no filter, no interlace
     png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(
-        &mut out,
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    );
+    png_chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
     png_chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -83,8 +75,7 @@ fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
 
 fn encoded(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, format)
-        .expect("encoding a test image");
+    img.write_to(&mut buf, format).expect("encoding a test image");
     buf.into_inner()
 }
 
@@ -122,17 +113,7 @@ fn a_tiny_png_claiming_100000_by_100000_is_refused_in_milliseconds() {
     let started = Instant::now();
     let err = decode_image(&bomb, &limits()).unwrap_err();
     assert_fast(started);
-    assert!(
-        matches!(
-            err,
-            ImageError::TooLarge {
-                width: 100_000,
-                height: 100_000,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, ImageError::TooLarge { width: 100_000, height: 100_000, .. }), "{err:?}");
     assert!(err.to_string().contains("100000×100000"), "{err}");
 }
 
@@ -162,6 +143,49 @@ fn a_jpeg_header_claiming_65000_by_65000_is_refused_in_milliseconds() {
     assert!(matches!(err, ImageError::TooLarge { .. }), "{err:?}");
 }
 
+/// A BMP header (BITMAPINFOHEADER, 24-bit) claiming `width × height`, with no pixel data.
+fn bmp_claiming(width: i32, height: i32) -> Vec<u8> {
+    let mut out = b"BM".to_vec();
+    out.extend_from_slice(&54u32.to_le_bytes()); // file size (a lie, as bombs do)
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&54u32.to_le_bytes()); // pixel data offset
+    out.extend_from_slice(&40u32.to_le_bytes()); // header size
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // planes
+    out.extend_from_slice(&24u16.to_le_bytes()); // bits per pixel
+    out.extend_from_slice(&[0; 24]); // no compression, sizes, resolution, palette
+    out
+}
+
+/// A GIF whose logical screen and single frame claim `width × height`.
+fn gif_claiming(width: u16, height: u16) -> Vec<u8> {
+    let mut out = b"GIF89a".to_vec();
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&[0x00, 0x00, 0x00]); // no global palette
+    out.push(0x2C); // image descriptor
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&[0x00, 0x02, 0x02, 0x4C, 0x01, 0x00, 0x3B]);
+    out
+}
+
+#[test]
+fn bombs_in_other_formats_are_refused_from_their_headers_too() {
+    let started = Instant::now();
+    for (name, bomb) in [("bmp", bmp_claiming(30_000, 30_000)), ("gif", gif_claiming(65_000, 65_000))] {
+        let result = decode_image(&bomb, &limits());
+        assert!(
+            matches!(result, Err(ImageError::TooLarge { .. }) | Err(ImageError::AllocationLimit { .. })),
+            "{name}: {:?}",
+            result.map(|i| (i.width(), i.height()))
+        );
+    }
+    assert_fast(started);
+}
+
 #[test]
 fn the_allocation_budget_is_enforced() {
     let img = encoded(&noise(64, 64), ImageFormat::Png);
@@ -170,32 +194,21 @@ fn the_allocation_budget_is_enforced() {
         ..limits()
     };
     let err = decode_image(&img, &tight).unwrap_err();
-    assert!(
-        matches!(err, ImageError::AllocationLimit { max_alloc: 1000 }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ImageError::AllocationLimit { max_alloc: 1000 }), "{err:?}");
 }
 
 #[test]
 fn zero_width_or_height_is_refused_as_zero_size() {
     for (w, h) in [(0, 10), (10, 0), (0, 0)] {
         let err = decode_image(&png_claiming(w, h), &limits()).unwrap_err();
-        assert!(
-            matches!(err, ImageError::ZeroSize { .. }),
-            "{w}x{h}: {err:?}"
-        );
+        assert!(matches!(err, ImageError::ZeroSize { .. }), "{w}x{h}: {err:?}");
     }
 }
 
 #[test]
 fn truncated_files_are_refused_as_corrupt() {
     let img = noise(64, 48);
-    for format in [
-        ImageFormat::Png,
-        ImageFormat::Jpeg,
-        ImageFormat::Bmp,
-        ImageFormat::Gif,
-    ] {
+    for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Bmp, ImageFormat::Gif] {
         let full = encoded(&img, format);
         for cut in [full.len() / 2, full.len() * 9 / 10] {
             let result = decode_image(&full[..cut], &limits());
@@ -223,10 +236,7 @@ fn a_jpeg_missing_only_its_end_marker_is_refused() {
 fn a_file_cut_inside_its_header_is_refused() {
     let full = encoded(&noise(8, 8), ImageFormat::Png);
     for cut in [9, 16, 20, 30] {
-        assert!(
-            decode_image(&full[..cut], &limits()).is_err(),
-            "cut at {cut}"
-        );
+        assert!(decode_image(&full[..cut], &limits()).is_err(), "cut at {cut}");
     }
 }
 
@@ -264,19 +274,10 @@ fn the_format_is_sniffed_from_content_not_trusted_from_a_name() {
 #[test]
 fn good_images_in_every_accepted_format_decode() {
     let rgba = DynamicImage::ImageRgba8(RgbaImage::from_pixel(7, 5, image::Rgba([1, 2, 3, 4])));
-    for format in [
-        ImageFormat::Png,
-        ImageFormat::Jpeg,
-        ImageFormat::WebP,
-        ImageFormat::Bmp,
-        ImageFormat::Tiff,
-        ImageFormat::Gif,
-    ] {
-        let src = if format == ImageFormat::Jpeg {
-            DynamicImage::ImageRgb8(rgba.to_rgb8())
-        } else {
-            rgba.clone()
-        };
+    for format in
+        [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::Gif]
+    {
+        let src = if format == ImageFormat::Jpeg { DynamicImage::ImageRgb8(rgba.to_rgb8()) } else { rgba.clone() };
         let bytes = encoded(&src, format);
         let img = decode_image(&bytes, &limits()).unwrap_or_else(|e| panic!("{format:?}: {e}"));
         assert_eq!((img.width(), img.height()), (7, 5), "{format:?}");
@@ -317,23 +318,11 @@ fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
 fn errors_read_as_sentences_for_the_customer_log() {
     let cases = [
         (decode_image(&[], &limits()).unwrap_err(), "empty"),
-        (
-            decode_image(b"hello", &limits()).unwrap_err(),
-            "not an image",
-        ),
-        (
-            decode_image(&png_claiming(0, 3), &limits()).unwrap_err(),
-            "no pixels",
-        ),
-        (
-            decode_image(&png_claiming(20_000, 20), &limits()).unwrap_err(),
-            "too large",
-        ),
+        (decode_image(b"hello", &limits()).unwrap_err(), "not an image"),
+        (decode_image(&png_claiming(0, 3), &limits()).unwrap_err(), "no pixels"),
+        (decode_image(&png_claiming(20_000, 20), &limits()).unwrap_err(), "too large"),
     ];
     for (err, needle) in cases {
-        assert!(
-            err.to_string().contains(needle),
-            "{err} should mention {needle:?}"
-        );
+        assert!(err.to_string().contains(needle), "{err} should mention {needle:?}");
     }
 }

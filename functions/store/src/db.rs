@@ -170,17 +170,29 @@ pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
 /// The two ways a statement can be sent, for a client or a transaction alike.
 trait Statements: deadpool_postgres::GenericClient {
-    async fn query_unnamed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, tokio_postgres::Error>;
+    async fn query_unnamed(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error>;
 }
 
 impl Statements for deadpool_postgres::Client {
-    async fn query_unnamed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, tokio_postgres::Error> {
+    async fn query_unnamed(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
         self.query_typed(sql, params).await
     }
 }
 
 impl Statements for deadpool_postgres::Transaction<'_> {
-    async fn query_unnamed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, tokio_postgres::Error> {
+    async fn query_unnamed(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
         self.query_typed(sql, params).await
     }
 }

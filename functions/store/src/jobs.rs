@@ -78,7 +78,8 @@ pub enum JobRequest {
     Existing(Job),
 }
 
-const ASSET_COLUMNS: &str = "id, object_key, kind, content_type, byte_size, content_hash, width, height, dpi, original_name, job_id";
+const ASSET_COLUMNS: &str =
+    "id, object_key, kind, content_type, byte_size, content_hash, width, height, dpi, original_name, job_id";
 const JOB_COLUMNS: &str =
     "id, upload_asset_id, status, logs, error_message, result, attempts, created_at, completed_at";
 
@@ -320,8 +321,9 @@ impl Media {
             }
             Err(e) => return Err(e),
         }
-        let rows =
-            conn.query("reading a job's status", "SELECT status FROM jobs WHERE id = $1", &[(&job_id, Type::UUID)]).await?;
+        let rows = conn
+            .query("reading a job's status", "SELECT status FROM jobs WHERE id = $1", &[(&job_id, Type::UUID)])
+            .await?;
         Ok(match rows.first().map(|r| r.get::<_, String>(0)).as_deref() {
             None => Claim::NotFound,
             Some("done") => Claim::AlreadyDone,
@@ -361,7 +363,10 @@ impl Media {
              WHERE id = $1 AND status = 'running' RETURNING {JOB_COLUMNS}"
         );
         let rows = tx.query("finishing a job", &sql, &[(&job_id, Type::UUID), (&summary, Type::JSONB)]).await?;
-        let job = rows.first().map(job_from_row).ok_or_else(|| StoreError::Corrupt(format!("job {job_id} was not running")))?;
+        let job = rows
+            .first()
+            .map(job_from_row)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} was not running")))?;
         tx.commit().await?;
         Ok(job)
     }

@@ -4,12 +4,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::routes::no_store;
 
 pub async fn live(State(state): State<AppState>) -> Response {
     no_store(Json(json!({
@@ -36,10 +36,4 @@ pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> 
             "read": if db.has_replica() { Some(db.read.stats()) } else { None },
         },
     }))))
-}
-
-fn no_store(body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

@@ -6,14 +6,15 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use domain::{PricingContext, QuoteRequest, RawQuoteRequest};
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::routes::no_store;
 
 pub async fn quote(
     State(state): State<AppState>,
@@ -37,7 +38,5 @@ pub async fn quote(
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()).with_field(e.field()))?;
     tracing::debug!(total_cents = quote.total_cents.get(), "quoted");
 
-    let mut response = Json(json!({ "quote": quote })).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(no_store(Json(json!({ "quote": quote }))))
 }

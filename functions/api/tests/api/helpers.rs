@@ -10,13 +10,24 @@ pub struct TestApp {
     pub db: TestDb,
     pub http: reqwest::Client,
     pub app_state: api::AppState,
+    /// The in-process queue's consumer end: tests drain it or run a worker on it.
+    pub queue: Option<store::queue::MemoryReceiver>,
     server: tokio::task::JoinHandle<()>,
 }
 
+/// A test configuration: the given database, a local object store in a fresh temporary
+/// directory whose signed URLs point at `public`, the in-process queue.
 pub fn config(database_url: &str, extra: &[(&str, &str)]) -> ApiConfig {
+    config_at(database_url, "http://127.0.0.1:9", extra)
+}
+
+pub fn config_at(database_url: &str, public: &str, extra: &[(&str, &str)]) -> ApiConfig {
+    let objects = std::env::temp_dir().join(format!("stolentee-test-objects-{}", uuid::Uuid::new_v4().simple()));
     let mut map: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     map.entry("DATABASE_URL".into()).or_insert_with(|| database_url.into());
     map.insert("API_BIND".into(), "127.0.0.1:0".into());
+    map.entry("LOCAL_OBJECTS_DIR".into()).or_insert_with(|| objects.display().to_string());
+    map.entry("LOCAL_OBJECTS_PUBLIC_URL".into()).or_insert_with(|| public.to_owned());
     ApiConfig::from_lookup(|k| map.get(k).cloned(), false).expect("test configuration is valid")
 }
 
@@ -28,15 +39,16 @@ impl TestApp {
     /// Spawns with extra environment settings (e.g. a short cache TTL).
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         let db = TestDb::seeded().await;
-        let config = config(&db.url, extra);
-        let app = App::build(&config).await.expect("the app starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let config = config_at(&db.url, &format!("http://{addr}"), extra);
+        let mut app = App::build(&config).await.expect("the app starts");
         let app_state = app.state.clone();
+        let queue = app.memory_queue.take();
         let server = tokio::spawn(async move {
             axum::serve(listener, app.router).await.unwrap();
         });
-        Self { addr, db, http: reqwest::Client::new(), app_state, server }
+        Self { addr, db, http: reqwest::Client::new(), app_state, queue, server }
     }
 
     pub fn url(&self, path: &str) -> String {

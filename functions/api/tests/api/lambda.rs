@@ -51,7 +51,7 @@ fn event(method: &str, path: &str, body: Option<&str>, request_id: &str) -> Stri
 async fn invoke(app: &TestApp, event_json: &str) -> (u16, http::HeaderMap, Value) {
     let request = lambda_http::request::from_str(event_json).expect("a valid API Gateway v2 event");
     let request = request.map(|body| Body::from(body.to_vec()));
-    let router = api::router(app.app_state.clone(), &crate::helpers::config(&app.db.url, &[]));
+    let router = api::router(app.app_state.clone(), &crate::helpers::config(&app.db.url, &[]), None);
     let response = router.oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();

@@ -1,0 +1,186 @@
+//! `POST /api/uploads` and `POST /api/uploads/{id}/complete`: getting a customer's image
+//! into object storage without it passing through the function.
+//!
+//! 1. The client declares the file (type, exact size, name). We reserve an upload id and a
+//!    key and return a presigned PUT, valid 15 minutes, whose signature covers the
+//!    content type and the exact length: the object store itself refuses anything else.
+//! 2. The client PUTs the bytes straight to storage, then calls `complete`. We check the
+//!    stored object — size, magic bytes, dimensions from the header — and record the
+//!    `upload` asset with its SHA-256. Completing twice returns the same asset.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use domain::{ImageFormat, MAX_UPLOAD_BYTES, inspect_image};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use store::jobs::{NewAsset, Upload};
+use store::objects::{ObjectError, ObjectKey};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+
+/// How long a presigned upload URL stays valid.
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartUpload {
+    pub content_type: String,
+    pub byte_size: i64,
+    pub filename: Option<String>,
+}
+
+pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartUpload>) -> Result<Response, ApiError> {
+    let format = ImageFormat::from_mime(&body.content_type).ok_or_else(|| {
+        ApiError::unprocessable("unsupported_file_type", "content_type", "upload a PNG, JPEG or WebP image")
+    })?;
+    let size = u64::try_from(body.byte_size).ok().filter(|s| (1..=MAX_UPLOAD_BYTES).contains(s)).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_file_size",
+            "byte_size",
+            format!("the file must be between 1 byte and {} MiB", MAX_UPLOAD_BYTES / (1024 * 1024)),
+        )
+    })?;
+    let original_name = match body.filename {
+        None => None,
+        Some(name) => Some(clean_filename(&name).ok_or_else(|| {
+            ApiError::unprocessable("invalid_filename", "filename", "at most 255 characters, no control characters")
+        })?),
+    };
+
+    let id = Uuid::new_v4();
+    let key = ObjectKey::parse(&format!("uploads/{}/original.{}", id.simple(), format.extension()))
+        .map_err(|_| ApiError::internal())?;
+    let put = state.objects.presign_put(&key, format.mime(), size, UPLOAD_URL_TTL).await.map_err(object_error)?;
+    let expires_at = OffsetDateTime::now_utc() + UPLOAD_URL_TTL;
+    state
+        .media
+        .create_upload(&Upload {
+            id,
+            object_key: key.to_string(),
+            content_type: format.mime().to_owned(),
+            byte_size: body.byte_size,
+            original_name,
+            expires_at,
+            asset_id: None,
+        })
+        .await?;
+
+    let headers: serde_json::Map<String, serde_json::Value> =
+        put.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    let body = json!({
+        "upload": {
+            "id": id,
+            "expires_at": expires_at.unix_timestamp(),
+            "put": { "method": put.method, "url": put.url, "headers": headers },
+            "complete_url": format!("/api/uploads/{id}/complete"),
+        }
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("upload");
+    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let upload = state.media.upload(id).await?.ok_or_else(not_found)?;
+    if let Some(asset_id) = upload.asset_id {
+        let asset = state.media.asset(asset_id).await?.ok_or_else(ApiError::internal)?;
+        return Ok((StatusCode::OK, Json(json!({ "asset": asset }))).into_response());
+    }
+
+    let key = ObjectKey::parse(&upload.object_key).map_err(|_| ApiError::internal())?;
+    let declared = u64::try_from(upload.byte_size).map_err(|_| ApiError::internal())?;
+    let meta = state.objects.head(&key).await.map_err(object_error)?.ok_or_else(|| {
+        if OffsetDateTime::now_utc() > upload.expires_at {
+            ApiError::new(
+                StatusCode::GONE,
+                "upload_expired",
+                "the upload URL expired before a file arrived; start again",
+            )
+        } else {
+            ApiError::new(StatusCode::CONFLICT, "upload_not_received", "PUT the file to the upload URL first")
+        }
+    })?;
+    if meta.size != declared {
+        return Err(ApiError::unprocessable(
+            "upload_size_mismatch",
+            "byte_size",
+            format!("{} bytes were declared but {} arrived", declared, meta.size),
+        ));
+    }
+    let bytes = state.objects.get(&key, declared).await.map_err(object_error)?;
+    let format = ImageFormat::from_mime(&upload.content_type).ok_or_else(ApiError::internal)?;
+    let facts =
+        inspect_image(&bytes, format).map_err(|e| ApiError::unprocessable("invalid_image", "file", e.to_string()))?;
+    let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+
+    let asset = state
+        .media
+        .complete_upload(
+            id,
+            &NewAsset {
+                object_key: key.as_str(),
+                kind: "upload",
+                content_type: format.mime(),
+                byte_size: upload.byte_size,
+                content_hash: &hash,
+                width: i32::try_from(facts.width).map_err(|_| ApiError::internal())?,
+                height: i32::try_from(facts.height).map_err(|_| ApiError::internal())?,
+                dpi: None,
+                original_name: upload.original_name.as_deref(),
+                job_id: None,
+            },
+        )
+        .await?;
+    tracing::info!(upload = %id, asset = %asset.id, bytes = upload.byte_size, "upload completed");
+    Ok((StatusCode::CREATED, Json(json!({ "asset": asset }))).into_response())
+}
+
+/// A display name for the file: trimmed, at most 255 characters, no control characters.
+/// Path separators are kept as text (the name is never used as a path).
+fn clean_filename(raw: &str) -> Option<String> {
+    let name = raw.trim();
+    (name.chars().count() <= 255 && !name.chars().any(char::is_control)).then(|| name.to_owned())
+}
+
+/// Storage faults: transient ones are the client's to retry, the rest are ours.
+pub fn object_error(e: ObjectError) -> ApiError {
+    match e {
+        ObjectError::NotFound(_) => {
+            ApiError::new(StatusCode::CONFLICT, "upload_not_received", "the file is not in storage")
+        }
+        ObjectError::TooLarge { .. } => {
+            ApiError::unprocessable("upload_size_mismatch", "byte_size", "the stored file is larger than declared")
+        }
+        e if e.is_transient() => {
+            tracing::warn!(error = %e, "object store unavailable");
+            ApiError::unavailable("storage_unavailable", "storage is unavailable; retry shortly", 1)
+        }
+        e => {
+            tracing::error!(error = %e, "object store error");
+            ApiError::internal()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_filename;
+
+    #[test]
+    fn filenames_are_kept_as_text_within_bounds() {
+        assert_eq!(clean_filename("  cat.png "), Some("cat.png".into()));
+        assert_eq!(clean_filename("../../etc/passwd"), Some("../../etc/passwd".into()));
+        assert_eq!(clean_filename("'; DROP TABLE assets;--.png"), Some("'; DROP TABLE assets;--.png".into()));
+        assert_eq!(clean_filename("bad\nname.png"), None);
+        assert_eq!(clean_filename(&"x".repeat(256)), None);
+    }
+}

@@ -1,0 +1,221 @@
+//! Uploads and jobs through the API, with the local object store playing S3 (signed URLs
+//! it verifies) and the in-process queue playing SQS.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_parts};
+
+/// A small, valid PNG (2×1 pixels), made by hand: signature, IHDR, IDAT, IEND.
+fn tiny_png() -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 1, 8, 2, 0, 0, 0]);
+    // zlib stored block: one filter byte + 2 RGB pixels.
+    let raw = [0u8, 255, 0, 0, 0, 0, 255];
+    let mut idat = vec![0x78, 0x01, 0x01, raw.len() as u8, 0, !(raw.len() as u8), 0xFF];
+    idat.extend_from_slice(&raw);
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    idat.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    chunk(&mut png, b"IDAT", &idat);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+async fn start_upload(app: &TestApp, content_type: &str, size: usize) -> reqwest::Response {
+    app.post_json("/api/uploads", &json!({"content_type": content_type, "byte_size": size, "filename": "art.png"}))
+        .await
+}
+
+/// Declares, PUTs and completes an upload; returns the completed asset JSON.
+async fn upload(app: &TestApp, bytes: &[u8]) -> Value {
+    let started: Value = start_upload(app, "image/png", bytes.len()).await.json().await.unwrap();
+    let upload = &started["upload"];
+    let put = app
+        .http
+        .put(upload["put"]["url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let done = app.http.post(app.url(upload["complete_url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(done.status(), 201);
+    done.json::<Value>().await.unwrap()["asset"].clone()
+}
+
+#[tokio::test]
+async fn an_upload_goes_straight_to_storage_and_is_checked_on_completion() {
+    let app = TestApp::spawn().await;
+    let png = tiny_png();
+    let response = start_upload(&app, "image/png", png.len()).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let upload = &body["upload"];
+    assert_eq!(upload["put"]["method"], "PUT");
+    assert_eq!(upload["put"]["headers"]["content-type"], "image/png");
+    assert_eq!(upload["put"]["headers"]["content-length"], png.len().to_string());
+    let put_url = upload["put"]["url"].as_str().unwrap();
+
+    // Completing before the bytes arrive is a conflict, not a crash.
+    let early = app.http.post(app.url(upload["complete_url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(early.status(), 409);
+    assert_eq!(error_parts(early).await.0, "upload_not_received");
+
+    // The store refuses what was not signed: another type, another length.
+    let wrong_type = app.http.put(put_url).header("content-type", "image/jpeg").body(png.clone()).send().await.unwrap();
+    assert_eq!(wrong_type.status(), 403);
+    let mut longer = png.clone();
+    longer.push(0);
+    let wrong_length = app.http.put(put_url).header("content-type", "image/png").body(longer).send().await.unwrap();
+    assert_eq!(wrong_length.status(), 403);
+    let tampered = app
+        .http
+        .put(put_url.replace("uploads/", "uploads/x"))
+        .header("content-type", "image/png")
+        .body(png.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 403);
+
+    let put = app.http.put(put_url).header("content-type", "image/png").body(png.clone()).send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    let complete = app.http.post(app.url(upload["complete_url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(complete.status(), 201);
+    let asset = complete.json::<Value>().await.unwrap()["asset"].clone();
+    assert_eq!((asset["width"].as_i64(), asset["height"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(asset["kind"], "upload");
+    assert_eq!(asset["content_hash"].as_str().map(str::len), Some(64));
+
+    // Completing again is idempotent: the same asset.
+    let again = app.http.post(app.url(upload["complete_url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["asset"]["id"], asset["id"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_of_the_wrong_kind_or_size_are_refused_up_front() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (json!({"content_type": "image/svg+xml", "byte_size": 10}), "unsupported_file_type", "content_type"),
+        (json!({"content_type": "text/html", "byte_size": 10}), "unsupported_file_type", "content_type"),
+        (json!({"content_type": "image/png", "byte_size": 0}), "invalid_file_size", "byte_size"),
+        (json!({"content_type": "image/png", "byte_size": -1}), "invalid_file_size", "byte_size"),
+        (json!({"content_type": "image/png", "byte_size": 25 * 1024 * 1024 + 1}), "invalid_file_size", "byte_size"),
+        (json!({"content_type": "image/png", "byte_size": 10, "filename": "a\u{0}b"}), "invalid_filename", "filename"),
+    ];
+    for (body, code, field) in cases {
+        let response = app.post_json("/api/uploads", &body).await;
+        assert_eq!(response.status(), 422, "{body}");
+        assert_eq!(error_parts(response).await, (code.to_owned(), Some(field.to_owned())), "{body}");
+    }
+    let count: i64 = app.db.client().await.query_one("SELECT count(*) FROM uploads", &[]).await.unwrap().get(0);
+    assert_eq!(count, 0, "refused uploads leave no rows");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stored_file_that_is_not_the_declared_image_is_refused_on_completion() {
+    let app = TestApp::spawn().await;
+    // Right length, wrong bytes: HTML pretending to be a PNG.
+    let fake = b"<html><script>alert(1)</script></html>".to_vec();
+    let started: Value = start_upload(&app, "image/png", fake.len()).await.json().await.unwrap();
+    let upload = &started["upload"];
+    let put = app
+        .http
+        .put(upload["put"]["url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(fake)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "the store only checks what was signed");
+    let complete = app.http.post(app.url(upload["complete_url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(complete.status(), 422);
+    assert_eq!(error_parts(complete).await, ("invalid_image".into(), Some("file".into())));
+    let assets: i64 = app.db.client().await.query_one("SELECT count(*) FROM assets", &[]).await.unwrap().get(0);
+    assert_eq!(assets, 0);
+
+    for bad in ["not-a-uuid", "00000000-0000-0000-0000-000000000000"] {
+        let response = app.http.post(app.url(&format!("/api/uploads/{bad}/complete"))).send().await.unwrap();
+        assert_eq!(response.status(), 404);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_is_queued_once_per_upload_and_polled_by_its_id() {
+    let mut app = TestApp::spawn().await;
+    let asset = upload(&app, &tiny_png()).await;
+    let asset_id = asset["id"].as_str().unwrap();
+
+    let created = app.post_json("/api/jobs", &json!({"asset_id": asset_id})).await;
+    assert_eq!(created.status(), 202);
+    let job = created.json::<Value>().await.unwrap()["job"].clone();
+    assert_eq!(job["status"], "queued");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+
+    // A double click finds the same job; only one message was sent.
+    let again = app.post_json("/api/jobs", &json!({"asset_id": asset_id})).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["job"]["id"], job_id.as_str());
+    let queue = app.queue.take().unwrap();
+    let messages = queue.receive(10, Duration::from_millis(200)).await;
+    assert_eq!(messages.len(), 1);
+    let message: Value = serde_json::from_str(&messages[0].body).unwrap();
+    assert_eq!(message, json!({"job_id": job_id, "asset_id": asset_id}));
+
+    let polled = app.get(&format!("/api/jobs/{job_id}")).await;
+    assert_eq!(polled.status(), 200);
+    assert_eq!(polled.headers()["cache-control"], "no-store");
+    let polled = polled.json::<Value>().await.unwrap();
+    assert_eq!(polled["job"]["status"], "queued");
+    assert_eq!(polled["job"]["log"], "queued");
+    assert_eq!(polled["job"]["result"], Value::Null);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_for_unknown_assets_and_unknown_job_ids_are_refused() {
+    let app = TestApp::spawn().await;
+    for body in [json!({"asset_id": "nope"}), json!({"asset_id": uuid::Uuid::new_v4().to_string()})] {
+        let response = app.post_json("/api/jobs", &body).await;
+        assert_eq!(response.status(), 422);
+        assert_eq!(error_parts(response).await, ("unknown_asset".into(), Some("asset_id".into())));
+    }
+    let response = app.post_json("/api/jobs", &json!({"asset_id": 7})).await;
+    assert_eq!(response.status(), 400);
+    for id in ["nope", "00000000-0000-0000-0000-000000000000", "'%20OR%201=1"] {
+        let response = app.get(&format!("/api/jobs/{id}")).await;
+        assert_eq!(response.status(), 404, "{id}");
+        assert_eq!(error_parts(response).await.0, "not_found");
+    }
+    let jobs: i64 = app.db.client().await.query_one("SELECT count(*) FROM jobs", &[]).await.unwrap().get(0);
+    assert_eq!(jobs, 0);
+    app.stop().await;
+}

@@ -1,0 +1,37 @@
+//! `stolentee-dev`: the whole backend on one machine for `make dev` — the API (local object
+//! store with signed URLs, in-process queue) and the remove-bg worker beside it, sharing
+//! the database pool and the object store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use remove_bg::Worker;
+use store::jobs::Media;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    store::telemetry::init(store::telemetry::LogFormat::from_env(false));
+    let config = api::ApiConfig::from_env().context("reading the configuration")?;
+    let mut app = api::App::build(&config).await?;
+    let Some(receiver) = app.memory_queue.take() else {
+        bail!("stolentee-dev runs the worker on the in-process queue: unset QUEUE or set QUEUE=memory");
+    };
+
+    let engine = cutout::Engine::from_env().context("loading the cut-out model (run `make model`)")?;
+    tracing::info!(
+        model = engine.model_name(),
+        threads = engine.threads(),
+        load_ms = engine.load_time().as_millis() as u64,
+        "cut-out model loaded"
+    );
+    let worker = Arc::new(Worker {
+        media: Media::new(app.state.db.clone()),
+        objects: app.state.objects.clone(),
+        engine: Arc::new(engine),
+        max_attempts: 3,
+        stale_after: Duration::from_secs(900),
+    });
+    tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_secs(2)));
+    api::serve(app, &config).await
+}

@@ -1,0 +1,23 @@
+//! The remove-bg Lambda: builds the worker once (database pool, object store, the model —
+//! the cold start) and hands every SQS batch to [`remove_bg::Worker::handle_batch`].
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use remove_bg::{Worker, WorkerConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let in_lambda = store::telemetry::in_lambda();
+    store::telemetry::init(store::telemetry::LogFormat::from_env(in_lambda));
+    let config = WorkerConfig::from_env(in_lambda).context("reading the configuration")?;
+    let worker = Arc::new(Worker::build(&config).context("building the worker")?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let worker = Arc::clone(&worker);
+        async move { Ok::<_, lambda_runtime::Error>(worker.handle_batch(event.payload).await) }
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The storefront's cut-out flow with curl, against a running `make dev` (or any API):
+#   1. POST /api/uploads            declare the file, get a presigned PUT
+#   2. PUT the bytes to that URL     straight to object storage, not through the API
+#   3. POST /api/uploads/{id}/complete   the API checks the stored object, records the asset
+#   4. POST /api/jobs                queue background removal
+#   5. GET /api/jobs/{id} every 2 s  until done or error, then download the transparent PNG
+#
+#   scripts/try-cutout.sh IMAGE [OUT.png]      (API_URL, default http://127.0.0.1:3000)
+set -euo pipefail
+
+api="${API_URL:-http://127.0.0.1:3000}"
+image="${1:?usage: scripts/try-cutout.sh IMAGE [OUT.png]}"
+out="${2:-${image%.*}.cutout.png}"
+[ -f "$image" ] || { echo "try-cutout: no such file: $image" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "try-cutout: python3 is needed to read JSON" >&2; exit 1; }
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
+
+case "$(tr '[:upper:]' '[:lower:]' <<<"${image##*.}")" in
+  png) type=image/png ;;
+  jpg | jpeg) type=image/jpeg ;;
+  webp) type=image/webp ;;
+  *) echo "try-cutout: use a .png, .jpg or .webp file" >&2; exit 1 ;;
+esac
+size=$(wc -c <"$image" | tr -d ' ')
+
+start=$(curl -fsS -X POST "$api/api/uploads" -H 'content-type: application/json' \
+  -d "{\"content_type\":\"$type\",\"byte_size\":$size,\"filename\":\"$(basename "$image")\"}")
+upload_id=$(json 'd["upload"]["id"]' <<<"$start")
+put_url=$(json 'd["upload"]["put"]["url"]' <<<"$start")
+echo "upload $upload_id" >&2
+
+curl -fsS -X PUT "$put_url" -H "content-type: $type" --data-binary "@$image" >/dev/null
+asset_id=$(curl -fsS -X POST "$api/api/uploads/$upload_id/complete" | json 'd["asset"]["id"]')
+echo "asset  $asset_id" >&2
+
+job_id=$(curl -fsS -X POST "$api/api/jobs" -H 'content-type: application/json' -d "{\"asset_id\":\"$asset_id\"}" | json 'd["job"]["id"]')
+echo "job    $job_id" >&2
+
+while true; do
+  job=$(curl -fsS "$api/api/jobs/$job_id")
+  status=$(json 'd["job"]["status"]' <<<"$job")
+  echo "  $(json 'd["job"]["log"]' <<<"$job")" >&2
+  case "$status" in
+    done) break ;;
+    error) echo "try-cutout: job failed: $(json 'd["job"]["error"]' <<<"$job")" >&2; exit 1 ;;
+  esac
+  sleep 2
+done
+url=$(json 'd["job"]["result"]["transparent"]["url"]' <<<"$job")
+curl -fsS "$url" -o "$out"
+echo "wrote $out" >&2
