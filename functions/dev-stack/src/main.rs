@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         objects: app.state.objects.clone(),
         engine: Arc::new(engine),
         max_attempts: 3,
-        stale_after: Duration::from_secs(900),
+        stale_after: Duration::from_secs(300),
     });
     tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_secs(2)));
     api::serve(app, &config).await

@@ -19,8 +19,8 @@ pub use catalog::{
     DecorationMethod, MethodName, MethodStatus, PlacementCharge, PricingRules, PricingRulesError, Product,
     ProductStatus, QuantityBreak, Slug, SlugError, Variant,
 };
-pub use media::{ImageFacts, ImageFormat, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, MediaError, inspect_image};
 pub use ids::{DecorationMethodId, PriceRuleId, ProductId, VariantId};
+pub use media::{ImageFacts, ImageFormat, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, MediaError, inspect_image};
 pub use money::{BasisPoints, Cents};
 pub use pricing::{
     Discount, DiscountKind, PriceRule, PricingContext, Quote, QuoteError, QuoteLine, QuoteLineKind, RuleScope, quote,

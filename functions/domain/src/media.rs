@@ -132,14 +132,20 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_the_declared_format_are_refused() {
-        assert_eq!(inspect_image(&png_header(10, 10), ImageFormat::Jpeg), Err(MediaError::WrongFormat(ImageFormat::Jpeg)));
+        assert_eq!(
+            inspect_image(&png_header(10, 10), ImageFormat::Jpeg),
+            Err(MediaError::WrongFormat(ImageFormat::Jpeg))
+        );
         assert!(inspect_image(b"<html><script>alert(1)</script>", ImageFormat::Png).is_err());
         assert!(inspect_image(b"", ImageFormat::Webp).is_err());
     }
 
     #[test]
     fn huge_or_empty_claims_are_refused_from_the_header_alone() {
-        assert!(matches!(inspect_image(&png_header(100_000, 100_000), ImageFormat::Png), Err(MediaError::TooLarge { .. })));
+        assert!(matches!(
+            inspect_image(&png_header(100_000, 100_000), ImageFormat::Png),
+            Err(MediaError::TooLarge { .. })
+        ));
         assert!(matches!(inspect_image(&png_header(9_000, 9_000), ImageFormat::Png), Err(MediaError::TooLarge { .. })));
         assert_eq!(inspect_image(&png_header(0, 10), ImageFormat::Png), Err(MediaError::Empty));
     }

@@ -88,11 +88,20 @@ impl Worker {
         let mut failures = Vec::new();
         for message in event.records {
             let id = message.message_id.clone().unwrap_or_default();
+            let job_id =
+                message.body.as_deref().and_then(|b| serde_json::from_str::<CutoutMessage>(b).ok()).map(|m| m.job_id);
             let worker = Arc::clone(self);
             let outcome = match tokio::spawn(async move { worker.handle_message(message).await }).await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     tracing::error!(message_id = %id, error = %e, "message handler panicked");
+                    // Hand the job back at once: left `running`, redeliveries would find it
+                    // busy until it went stale, spending the message's receive count.
+                    if let Some(job_id) = job_id {
+                        if let Err(e) = self.media.requeue_job(job_id, "an internal error").await {
+                            tracing::warn!(error = %e, "could not re-queue the job after a panic");
+                        }
+                    }
                     Outcome::Retry("the handler panicked".into())
                 }
             };
@@ -243,7 +252,9 @@ pub struct WorkerConfig {
     pub objects: store::objects::ObjectsConfig,
     /// `CUTOUT_MAX_ATTEMPTS` (default 3): must equal the queue's `maxReceiveCount`.
     pub max_attempts: i32,
-    /// `CUTOUT_STALE_AFTER_SECS` (default 900, the function's timeout plus margin).
+    /// `CUTOUT_STALE_AFTER_SECS` (default 300): longer than the function's timeout (a live
+    /// worker is never robbed) and shorter than the queue's visibility timeout (a crashed
+    /// worker's job is reclaimed by the next delivery).
     pub stale_after: Duration,
 }
 
@@ -266,7 +277,7 @@ impl WorkerConfig {
             db: store::DbConfig::from_lookup(&var, in_lambda)?,
             objects: store::objects::ObjectsConfig::from_lookup(&var, in_lambda)?,
             max_attempts: i32::try_from(number("CUTOUT_MAX_ATTEMPTS", 3)?).unwrap_or(i32::MAX),
-            stale_after: Duration::from_secs(number("CUTOUT_STALE_AFTER_SECS", 900)?),
+            stale_after: Duration::from_secs(number("CUTOUT_STALE_AFTER_SECS", 300)?),
         })
     }
 }

@@ -1,0 +1,311 @@
+//! The remove-bg handler against real Postgres, a real (local) object store and the real
+//! model, driven with SQS event JSON as Lambda delivers it. Needs TEST_DATABASE_URL and the
+//! model (`make test` provides both; `make model` fetches the model).
+
+use std::collections::HashSet;
+use std::io::Cursor;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsEvent;
+use bytes::Bytes;
+use remove_bg::Worker;
+use store::jobs::Media;
+use store::objects::{LocalStore, LocalStoreConfig, ObjectError, ObjectKey, ObjectMeta, ObjectStore, PresignedRequest};
+use store::testing::TestDb;
+use uuid::Uuid;
+
+fn engine() -> Arc<cutout::Engine> {
+    static ENGINE: OnceLock<Arc<cutout::Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            Arc::new(
+                cutout::Engine::from_env()
+                    .expect("the u2netp model: run `make model` (or make test, which fetches it)"),
+            )
+        })
+        .clone()
+}
+
+/// A photo-like test image: a warm disc on a cool gradient.
+fn photo_png() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(96, 64, |x, y| {
+        let (dx, dy) = (x as i32 - 48, y as i32 - 32);
+        if dx * dx + dy * dy < 20 * 20 { image::Rgb([220, 120, 40]) } else { image::Rgb([40, (y * 3) as u8, 200]) }
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Fault injection around the real local store: keys listed fail as a flaky network would,
+/// or panic, to prove that one bad message cannot take its batch down.
+struct FaultyStore {
+    inner: Arc<LocalStore>,
+    unavailable: HashSet<String>,
+    panics: HashSet<String>,
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put(&self, key: &ObjectKey, bytes: Bytes, content_type: &str) -> Result<(), ObjectError> {
+        self.inner.put(key, bytes, content_type).await
+    }
+    async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Bytes, ObjectError> {
+        if self.unavailable.contains(key.as_str()) {
+            return Err(ObjectError::Unavailable { doing: "reading", reason: "injected network fault".into() });
+        }
+        if self.panics.contains(key.as_str()) {
+            panic!("injected panic");
+        }
+        self.inner.get(key, max_bytes).await
+    }
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectError> {
+        self.inner.head(key).await
+    }
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        content_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, ObjectError> {
+        self.inner.presign_put(key, content_type, content_length, expires_in).await
+    }
+    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<PresignedRequest, ObjectError> {
+        self.inner.presign_get(key, expires_in).await
+    }
+    async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError> {
+        self.inner.delete(key).await
+    }
+}
+
+struct Fixture {
+    db: TestDb,
+    local: Arc<LocalStore>,
+    unavailable: HashSet<String>,
+    panics: HashSet<String>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let root = std::env::temp_dir().join(format!("remove-bg-test-{}", Uuid::new_v4().simple()));
+        let local = LocalStore::open(&LocalStoreConfig {
+            root,
+            public_base_url: "http://127.0.0.1:9".into(),
+            secret: Some(vec![7; 32]),
+        })
+        .unwrap();
+        Self {
+            db: TestDb::migrated().await,
+            local: Arc::new(local),
+            unavailable: HashSet::new(),
+            panics: HashSet::new(),
+        }
+    }
+
+    fn worker(&self, max_attempts: i32) -> Arc<Worker> {
+        let config =
+            store::DbConfig::from_lookup(|k| (k == "DATABASE_URL").then(|| self.db.url.clone()), false).unwrap();
+        Arc::new(Worker {
+            media: Media::new(store::Database::new(&config).unwrap()),
+            objects: Arc::new(FaultyStore {
+                inner: self.local.clone(),
+                unavailable: self.unavailable.clone(),
+                panics: self.panics.clone(),
+            }),
+            engine: engine(),
+            max_attempts,
+            stale_after: Duration::from_secs(900),
+        })
+    }
+
+    /// An uploaded original (stored unless `bytes` is None) and a queued job for it.
+    async fn queued_job(&self, bytes: Option<&[u8]>) -> (Uuid, Uuid, String) {
+        let key = format!("uploads/{}/original.png", Uuid::new_v4().simple());
+        if let Some(bytes) = bytes {
+            self.local.put(&ObjectKey::parse(&key).unwrap(), Bytes::copy_from_slice(bytes), "image/png").await.unwrap();
+        }
+        let client = self.db.client().await;
+        let asset: Uuid = client
+            .query_one(
+                "INSERT INTO assets (object_key, kind, content_type, byte_size) VALUES ($1, 'upload', 'image/png', 1) RETURNING id",
+                &[&key],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let job: Uuid = client
+            .query_one("INSERT INTO jobs (upload_asset_id, logs) VALUES ($1, 'queued') RETURNING id", &[&asset])
+            .await
+            .unwrap()
+            .get(0);
+        (job, asset, key)
+    }
+
+    async fn job(&self, id: Uuid) -> (String, i32, Option<String>, Option<serde_json::Value>, Option<String>) {
+        let row = self
+            .db
+            .client()
+            .await
+            .query_one("SELECT status, attempts, error_message, result, logs FROM jobs WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+    }
+}
+
+/// An SQS event as Lambda delivers it (shape of AWS's documented example).
+fn sqs_event(messages: &[(&str, String, u32)]) -> SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(id, body, receive_count)| {
+            serde_json::json!({
+                "messageId": id,
+                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": receive_count.to_string(),
+                    "SentTimestamp": "1545082649183",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1545082649185"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:stolentee-cutouts",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("a valid SQS event")
+}
+
+fn body(job: Uuid, asset: Uuid) -> String {
+    serde_json::json!({"job_id": job, "asset_id": asset}).to_string()
+}
+
+fn failed_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
+    response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_queued_job_is_cut_out_stored_and_marked_done() {
+    let fx = Fixture::new().await;
+    let (job, asset, _) = fx.queued_job(Some(&photo_png())).await;
+    let response = fx.worker(3).handle_batch(sqs_event(&[("m-1", body(job, asset), 1)])).await;
+    assert!(failed_ids(&response).is_empty());
+
+    let (status, attempts, error, result, logs) = fx.job(job).await;
+    assert_eq!((status.as_str(), attempts, error, logs.as_deref()), ("done", 1, None, Some("done")));
+    let result = result.unwrap();
+    assert_eq!(
+        (result["width"].as_i64(), result["height"].as_i64(), result["dpi"].as_i64()),
+        (Some(96), Some(64), Some(300))
+    );
+    assert_eq!(result["original"], asset.to_string());
+
+    for (role, kind) in [("transparent", "transparent"), ("mask", "mask")] {
+        let id: Uuid = result[role].as_str().unwrap().parse().unwrap();
+        let row = fx
+            .db
+            .client()
+            .await
+            .query_one("SELECT object_key, kind, dpi, job_id, content_hash FROM assets WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(1), kind);
+        assert_eq!(row.get::<_, Option<i32>>(2), Some(300));
+        assert_eq!(row.get::<_, Option<Uuid>>(3), Some(job));
+        let key = ObjectKey::parse(&row.get::<_, String>(0)).unwrap();
+        let stored = fx.local.get(&key, 10 << 20).await.unwrap();
+        let decoded = image::load_from_memory(&stored).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (96, 64));
+        if kind == "transparent" {
+            assert!(decoded.color().has_alpha(), "the cut-out keeps an alpha channel");
+        }
+    }
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_message_for_a_finished_job_is_acknowledged_without_work() {
+    let fx = Fixture::new().await;
+    let (job, asset, _) = fx.queued_job(Some(&photo_png())).await;
+    let worker = fx.worker(3);
+    worker.handle_batch(sqs_event(&[("m-1", body(job, asset), 1)])).await;
+    let again = worker.handle_batch(sqs_event(&[("m-1", body(job, asset), 2)])).await;
+    assert!(failed_ids(&again).is_empty());
+    let (status, attempts, ..) = fx.job(job).await;
+    assert_eq!((status.as_str(), attempts), ("done", 1), "no second attempt was made");
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_bad_image_fails_the_job_with_a_reason_and_is_not_retried() {
+    let fx = Fixture::new().await;
+    let (not_image, asset_a, _) = fx.queued_job(Some(b"this is not an image at all")).await;
+    let (missing, asset_b, _) = fx.queued_job(None).await;
+    let response = fx
+        .worker(3)
+        .handle_batch(sqs_event(&[("m-1", body(not_image, asset_a), 1), ("m-2", body(missing, asset_b), 1)]))
+        .await;
+    assert!(failed_ids(&response).is_empty(), "bad input is acknowledged: retrying cannot help");
+    for job in [not_image, missing] {
+        let (status, _, error, result, _) = fx.job(job).await;
+        assert_eq!(status, "error");
+        assert!(error.is_some_and(|e| !e.is_empty()));
+        assert_eq!(result, None, "never the original passed off as a cut-out");
+    }
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_transient_fault_retries_that_message_alone_then_gives_up_to_the_dlq() {
+    let mut fx = Fixture::new().await;
+    let (good, good_asset, _) = fx.queued_job(Some(&photo_png())).await;
+    let (flaky, flaky_asset, flaky_key) = fx.queued_job(Some(&photo_png())).await;
+    fx.unavailable.insert(flaky_key);
+    let worker = fx.worker(2);
+
+    let first = worker
+        .handle_batch(sqs_event(&[("good", body(good, good_asset), 1), ("flaky", body(flaky, flaky_asset), 1)]))
+        .await;
+    assert_eq!(failed_ids(&first), ["flaky"]);
+    assert_eq!(fx.job(good).await.0, "done");
+    let (status, attempts, _, _, logs) = fx.job(flaky).await;
+    assert_eq!((status.as_str(), attempts), ("queued", 1));
+    assert!(logs.unwrap().starts_with("retrying"));
+
+    // Second and last attempt: the job is given up, and the message fails once more so SQS
+    // moves it to the dead-letter queue.
+    let second = worker.handle_batch(sqs_event(&[("flaky", body(flaky, flaky_asset), 2)])).await;
+    assert_eq!(failed_ids(&second), ["flaky"]);
+    let (status, attempts, error, ..) = fx.job(flaky).await;
+    assert_eq!((status.as_str(), attempts), ("error", 2));
+    assert!(error.is_some());
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_panic_or_a_malformed_message_affects_only_its_own_message() {
+    let mut fx = Fixture::new().await;
+    let (good, good_asset, _) = fx.queued_job(Some(&photo_png())).await;
+    let (boom, boom_asset, boom_key) = fx.queued_job(Some(&photo_png())).await;
+    fx.panics.insert(boom_key);
+    let response = fx
+        .worker(3)
+        .handle_batch(sqs_event(&[
+            ("boom", body(boom, boom_asset), 1),
+            ("garbage", "{not json".into(), 1),
+            ("unknown", body(Uuid::new_v4(), Uuid::new_v4()), 1),
+            ("good", body(good, good_asset), 1),
+        ]))
+        .await;
+    assert_eq!(failed_ids(&response), ["boom"], "malformed and unknown messages are acknowledged");
+    assert_eq!(fx.job(good).await.0, "done");
+    let (status, attempts, ..) = fx.job(boom).await;
+    assert_eq!((status.as_str(), attempts), ("queued", 1), "a panicked job is handed back for the retry");
+    fx.db.drop_db().await;
+}
