@@ -112,3 +112,17 @@ async fn drop_stale(admin: &Client, now: u64) {
         }
     }
 }
+
+/// A "database" that accepts TCP connections and never speaks: the hanging server that
+/// timeouts must defend against. Returns its port and the task to abort afterwards.
+pub async fn tarpit() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a tarpit");
+    let port = listener.local_addr().expect("tarpit address").port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (port, task)
+}

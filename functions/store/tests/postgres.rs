@@ -161,15 +161,7 @@ async fn a_database_that_refuses_connections_is_unavailable_fast() {
 
 #[tokio::test]
 async fn a_database_that_accepts_but_never_answers_is_unavailable_within_the_connect_timeout() {
-    // A tarpit: accepts TCP connections and never speaks.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tarpit = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let (port, tarpit) = store::testing::tarpit().await;
     let database = Database::new(&config(&format!("postgres://postgres@127.0.0.1:{port}/none"), &[])).unwrap();
     let started = Instant::now();
     let err = database.primary.ping().await.unwrap_err();

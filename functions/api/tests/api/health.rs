@@ -57,14 +57,7 @@ async fn a_refusing_database_gives_503_with_retry_after_within_two_seconds() {
 
 #[tokio::test]
 async fn a_hanging_database_gives_503_within_two_seconds_not_a_hang() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tarpit = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let (port, tarpit) = store::testing::tarpit().await;
     let (addr, server) = spawn_without_database(&format!("postgres://postgres@127.0.0.1:{port}/nothing")).await;
     assert_unavailable_fast(addr, "/api/products").await;
     assert_unavailable_fast(addr, "/health/ready").await;
