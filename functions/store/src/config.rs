@@ -43,6 +43,9 @@ pub struct DbConfig {
     pub pool_wait_timeout: Duration,
     pub statement_timeout: Duration,
     pub application_name: String,
+    /// PEM certificates that sign the database's TLS certificate (`DB_SSL_ROOT_CERT`, a
+    /// file path: the RDS or Supabase CA bundle). `None`: the system's roots.
+    pub ssl_root_cert: Option<Vec<u8>>,
 }
 
 /// The connection arithmetic for one function: `budget` connections on the database are
@@ -108,6 +111,10 @@ impl std::fmt::Debug for DbConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("pool_wait_timeout", &self.pool_wait_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field(
+                "ssl_root_cert",
+                &self.ssl_root_cert.as_ref().map(|_| "from DB_SSL_ROOT_CERT").unwrap_or("system roots"),
+            )
             .finish()
     }
 }
@@ -172,6 +179,22 @@ impl DbConfig {
             pool_wait_timeout: millis("DB_POOL_WAIT_TIMEOUT_MS", 500)?,
             statement_timeout: millis("DB_STATEMENT_TIMEOUT_MS", 5_000)?,
             application_name: var("DB_APPLICATION_NAME").unwrap_or_else(|| "stolentee".into()),
+            ssl_root_cert: match var("DB_SSL_ROOT_CERT").filter(|p| !p.trim().is_empty()) {
+                None => None,
+                Some(path) => {
+                    let pem = std::fs::read(path.trim()).map_err(|e| ConfigError::Invalid {
+                        key: "DB_SSL_ROOT_CERT",
+                        reason: format!("cannot read {path}: {e}"),
+                    })?;
+                    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                        return Err(ConfigError::Invalid {
+                            key: "DB_SSL_ROOT_CERT",
+                            reason: format!("{path} holds no PEM certificate"),
+                        });
+                    }
+                    Some(pem)
+                }
+            },
         })
     }
 
@@ -266,6 +289,17 @@ mod tests {
         assert_eq!(c.read_pool_size, 30);
         let c = config(&[URL, ("DATABASE_READ_URL", URL.1)], false).unwrap();
         assert_eq!(c.read_url, None);
+    }
+
+    #[test]
+    fn a_root_certificate_file_must_exist_and_hold_a_certificate() {
+        let err = config(&[URL, ("DB_SSL_ROOT_CERT", "/nonexistent/rds-ca.pem")], false).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { key: "DB_SSL_ROOT_CERT", .. }));
+        let not_pem = std::env::temp_dir().join(format!("not-a-cert-{}.pem", std::process::id()));
+        std::fs::write(&not_pem, "hello").unwrap();
+        let err = config(&[URL, ("DB_SSL_ROOT_CERT", not_pem.to_str().unwrap())], false).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { key: "DB_SSL_ROOT_CERT", .. }));
+        std::fs::remove_file(not_pem).unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use thiserror::Error;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
@@ -124,7 +125,12 @@ impl Db {
             let existing = pg.get_options().unwrap_or_default().to_owned();
             pg.options(format!("{existing} -c statement_timeout={}", config.statement_timeout.as_millis()).trim());
         }
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = if pg.get_ssl_mode() == SslMode::Require {
+            Manager::from_config(pg, tls(config)?, manager_config)
+        } else {
+            Manager::from_config(pg, NoTls, manager_config)
+        };
         let pool = Pool::builder(manager)
             .max_size(size)
             .runtime(Runtime::Tokio1)
@@ -155,6 +161,39 @@ impl Db {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.conn().await?.query("pinging the database", "SELECT 1", &[]).await.map(drop)
     }
+}
+
+/// TLS for database connections, used when the URL says `sslmode=require` (production:
+/// RDS, Supabase). Unlike libpq's `require`, the server's certificate is always verified —
+/// against `DB_SSL_ROOT_CERT` or the system's roots — and its name checked (libpq's
+/// `verify-full`). Without `sslmode=require` connections are plain, as on a local machine.
+fn tls(config: &DbConfig) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let bad = |reason: String| StoreError::Unavailable { doing: "setting up TLS", reason };
+    let mut roots = rustls::RootCertStore::empty();
+    match &config.ssl_root_cert {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| bad(format!("DB_SSL_ROOT_CERT: {e}")))?;
+                roots.add(cert).map_err(|e| bad(format!("DB_SSL_ROOT_CERT: {e}")))?;
+            }
+        }
+        None => {
+            // Unreadable individual system certificates are skipped, as every TLS client does.
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
 }
 
 /// A pooled connection that runs statements the way the pool mode allows.
