@@ -2,12 +2,9 @@
 //! store with signed URLs, in-process queue) and the remove-bg worker beside it, sharing
 //! the database pool and the object store.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use remove_bg::Worker;
-use store::jobs::Media;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,13 +22,7 @@ async fn main() -> anyhow::Result<()> {
         load_ms = engine.load_time().as_millis() as u64,
         "cut-out model loaded"
     );
-    let worker = Arc::new(Worker {
-        media: Media::new(app.state.db.clone()),
-        objects: app.state.objects.clone(),
-        engine: Arc::new(engine),
-        max_attempts: 3,
-        stale_after: Duration::from_secs(300),
-    });
+    let worker = dev_stack::worker_for(&app, engine);
     tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_secs(2)));
     api::serve(app, &config).await
 }

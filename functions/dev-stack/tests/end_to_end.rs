@@ -4,12 +4,9 @@
 
 use std::collections::HashMap;
 use std::io::Cursor;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use remove_bg::Worker;
 use serde_json::{Value, json};
-use store::jobs::Media;
 use store::testing::TestDb;
 
 fn photo_jpeg_like_png() -> Vec<u8> {
@@ -41,13 +38,7 @@ async fn a_photo_uploaded_through_the_api_comes_back_as_a_cut_out() {
     let mut app = api::App::build(&config).await.unwrap();
     let receiver = app.memory_queue.take().expect("the in-process queue");
     let engine = cutout::Engine::from_env().expect("the u2netp model: run `make model`");
-    let worker = Arc::new(Worker {
-        media: Media::new(app.state.db.clone()),
-        objects: app.state.objects.clone(),
-        engine: Arc::new(engine),
-        max_attempts: 3,
-        stale_after: Duration::from_secs(300),
-    });
+    let worker = dev_stack::worker_for(&app, engine);
     tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_millis(200)));
     tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
 
