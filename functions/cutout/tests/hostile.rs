@@ -326,3 +326,32 @@ fn errors_read_as_sentences_for_the_customer_log() {
         assert!(err.to_string().contains(needle), "{err} should mention {needle:?}");
     }
 }
+
+/// Found by the decode fuzzer (tests/fuzz_decode.rs) when JPEG pixels moved to libjpeg: one
+/// byte removed from a valid JPEG left a scan referring to a quantisation table that was never
+/// defined. libjpeg aborts such a file by unwinding; it must come back as `Corrupt` with
+/// libjpeg's reason, not as a caught panic.
+#[test]
+fn a_jpeg_whose_quantisation_table_is_missing_is_corrupt_with_libjpegs_reason() {
+    let jpeg = encoded(&noise(32, 24), ImageFormat::Jpeg);
+    // Drop every DQT segment (FF DB, length) so the frame refers to undefined tables.
+    let mut stripped = jpeg[..2].to_vec();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF && jpeg[i + 1] != 0xDA {
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if jpeg[i + 1] != 0xDB {
+            stripped.extend_from_slice(&jpeg[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    stripped.extend_from_slice(&jpeg[i..]);
+    assert!(stripped.len() < jpeg.len(), "the test image had no DQT segment to remove");
+
+    match decode_image(&stripped, &limits()) {
+        Err(ImageError::Corrupt { detail, .. }) => {
+            assert!(!detail.contains("panicked"), "reported as a panic: {detail}");
+            assert!(detail.contains("Quantization table"), "libjpeg's reason is lost: {detail}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
