@@ -9,6 +9,7 @@
 #   make fmt        format the workspace
 #   make lint       fmt --check + clippy -D warnings (no database needed)
 #   make bench-api  wrk load test of the release API; writes target/bench/api.md
+#   make bench-edge the release edge: hit/miss throughput, miss overhead, Artillery hit ratio
 #   make bench-cutout  this engine vs rembg (onnxruntime) on the same photos and cores
 #   make model      fetch the cut-out model weights (checksummed) into models/
 #   make deploy     not implemented yet (a later issue)
@@ -22,7 +23,7 @@ CARGO ?= cargo
 PG := scripts/pg.sh
 MOTO := scripts/moto.sh
 
-.PHONY: help dev test migrate seed fmt lint bench-api bench-cutout model deploy clean-dev \
+.PHONY: help dev test migrate seed fmt lint bench-api bench-edge bench-cutout model deploy clean-dev \
         check-cargo check-rustfmt check-clippy
 
 help:
@@ -101,6 +102,9 @@ test: check-rustfmt check-clippy
 # --- benchmarks, assets, deploy ------------------------------------------------------------
 bench-api: check-cargo
 	scripts/bench-api.sh
+
+bench-edge: check-cargo
+	scripts/bench-edge.sh
 
 bench-cutout: check-cargo
 	scripts/fetch-model.sh

@@ -4,23 +4,31 @@
 #   1. Postgres: the server at DATABASE_URL if it answers, else a project-local cluster
 #      (scripts/pg.sh ensure)
 #   2. migrations + seed catalog (stolentee-store `migrate --seed`, idempotent)
-#   3. the API function as a local HTTP server on API_BIND (default 127.0.0.1:3000)
-#   4. (later) edge on 127.0.0.1:8787, remove-bg worker: see "Later processes" below
+#   3. the API function + remove-bg worker (stolentee-dev) on API_BIND (default
+#      127.0.0.1:3000) and, as a second origin pool, on API_BIND_SECOND (127.0.0.1:3001)
+#   4. the edge (stolentee-edge) on EDGE_BIND (127.0.0.1:8787) in front of both: pool
+#      us-west = :3000 (the Americas, Oceania, fallback), eu-west = :3001 (Europe, Africa,
+#      Asia); `x-edge-country: GB` picks the client's country (local mode only)
 #
 # On Ctrl-C / TERM / exit it stops every process it started, in reverse order, and the
 # project-local Postgres cluster only if this script started it.
 #
 # Environment: DATABASE_URL, API_BIND, RUST_LOG (default info), LOG_FORMAT (default text),
-# DB_MAX_CONNECTIONS, MAX_CONCURRENCY, DATABASE_READ_URL (passed through to the API).
+# DB_MAX_CONNECTIONS, MAX_CONCURRENCY, DATABASE_READ_URL (passed through to the API),
+# API_BIND_SECOND, EDGE_BIND, EDGE_* (the edge's keys: see edge/README.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 export API_BIND="${API_BIND:-127.0.0.1:3000}"
+export API_BIND_SECOND="${API_BIND_SECOND:-127.0.0.1:3001}"
+export EDGE_BIND="${EDGE_BIND:-127.0.0.1:8787}"
 export RUST_LOG="${RUST_LOG:-info}"
 export LOG_FORMAT="${LOG_FORMAT:-text}"
 API_URL="http://$API_BIND"
+API2_URL="http://$API_BIND_SECOND"
+EDGE_URL="http://$EDGE_BIND"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 
 say() { printf '\033[1mdev:\033[0m %s\n' "$*" >&2; }
@@ -93,9 +101,12 @@ wait_ready() {
 
 # ---------------------------------------------------------------------------------------
 # 0. Ports we will serve on must be free.
-if (exec 3<>"/dev/tcp/${API_BIND%:*}/${API_BIND##*:}") 2>/dev/null; then
-  die "something already listens on $API_BIND; stop it or set API_BIND"
-fi
+for pair in "API_BIND=$API_BIND" "API_BIND_SECOND=$API_BIND_SECOND" "EDGE_BIND=$EDGE_BIND"; do
+  addr="${pair#*=}"
+  if (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
+    die "something already listens on $addr; stop it or set ${pair%%=*}"
+  fi
+done
 
 # 1. Postgres
 if scripts/pg.sh status >/dev/null 2>&1; then pg_was_running=1; else pg_was_running=0; fi
@@ -117,15 +128,24 @@ export MODELS_DIR="${MODELS_DIR:-$PWD/models}"
 #    real SqsEvent batches.
 export OBJECT_STORE="${OBJECT_STORE:-local}" QUEUE="${QUEUE:-memory}"
 export LOCAL_OBJECTS_DIR="${LOCAL_OBJECTS_DIR:-$PWD/.dev/objects}" LOCAL_OBJECTS_PUBLIC_URL="${LOCAL_OBJECTS_PUBLIC_URL:-$API_URL}"
-say "building the API and the worker"
-cargo build -p stolentee-dev-stack --bin stolentee-dev
+say "building the API, the worker and the edge"
+cargo build -p stolentee-dev-stack --bin stolentee-dev -p stolentee-edge --bin stolentee-edge
 start_bg api+worker cargo run -p stolentee-dev-stack --bin stolentee-dev
 API_PID="${PIDS[-1]}"
 wait_ready api "$API_URL/health/ready" "$API_PID"
+wait_ready api-second "$API2_URL/health/ready" "$API_PID"
 
-# 5. Later processes: start them here with start_bg and wait_ready, e.g.
-#   start_bg edge   <edge dev server, 127.0.0.1:8787>
-#   wait_ready edge http://127.0.0.1:8787/health "${PIDS[-1]}"
+# 5. The edge in front of both origins: catalog cache, geo pools with failover, assets from
+#    the local object store's directory, rate limits, security headers, CORS.
+export EDGE_POOLS="${EDGE_POOLS:-us-west=$API_URL;eu-west=$API2_URL}"
+export EDGE_CONTINENT_POOLS="${EDGE_CONTINENT_POOLS:-NA=us-west,SA=us-west,OC=us-west,EU=eu-west,AF=eu-west,AS=eu-west}"
+export EDGE_FALLBACK_POOL="${EDGE_FALLBACK_POOL:-us-west}"
+export EDGE_HEALTH_PROBE_SECS="${EDGE_HEALTH_PROBE_SECS:-5}"
+export EDGE_AFFINITY_COOKIE="${EDGE_AFFINITY_COOKIE:-on}"
+export EDGE_CORS_ORIGINS="${EDGE_CORS_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
+export EDGE_PURGE_SECRET="${EDGE_PURGE_SECRET:-dev-only-purge-secret-0123456789abcdef}"
+start_bg edge cargo run -p stolentee-edge --bin stolentee-edge
+wait_ready edge "$EDGE_URL/__edge/health" "${PIDS[-1]}"
 
 # ---------------------------------------------------------------------------------------
 redacted_db="$(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$DATABASE_URL")"
@@ -133,10 +153,17 @@ cat >&2 <<EOF
 
   Stolen Tee dev stack is up.
 
-    API        $API_URL        (edge will be on http://127.0.0.1:8787 later)
+    Edge       $EDGE_URL        (what the storefront talks to)
+    API        $API_URL (pool us-west), $API2_URL (pool eu-west)
     Postgres   $redacted_db
 
-  Try:
+  Try (through the edge; x-edge-country sets your country locally):
+    curl -si $EDGE_URL/api/products | grep -iE '^(x-cache|x-edge-pool)'
+    curl -si $EDGE_URL/api/products -H 'x-edge-country: GB' | grep -iE '^(x-cache|x-edge-pool)'
+    curl -s  $EDGE_URL/__edge/health
+    curl -s -X POST $EDGE_URL/__edge/purge -H "authorization: Bearer $EDGE_PURGE_SECRET" -d '{"keys":["/api/products"]}'
+
+  Or the API directly:
     curl -s $API_URL/health/ready
     curl -s $API_URL/api/products
     curl -s $API_URL/api/products/classic-tee

@@ -6,17 +6,25 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use store::accounts::Accounts;
+use store::admin::CatalogAdmin;
+use store::designs::Designs;
 use store::jobs::Media;
 use store::migrate::SchemaState;
 use store::objects::{LocalStore, ObjectStore};
+use store::orders::Orders;
 use store::queue::{JobQueue, MemoryQueue, MemoryReceiver, QueueConfig, SqsQueue};
 use store::{Catalog, Database};
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::auth::AuthConfig;
 use crate::cache::CatalogCache;
 use crate::config::ApiConfig;
 use crate::middleware;
-use crate::routes::{catalog, health, jobs, local_objects, quote, uploads};
+use crate::purge::EdgePurge;
+use crate::routes::{
+    admin, auth, catalog, designs, dev_payments, health, jobs, local_objects, orders, quote, uploads, webhooks,
+};
 
 /// What handlers share. Cheap to clone (pools and caches are reference-counted).
 #[derive(Clone)]
@@ -27,6 +35,15 @@ pub struct AppState {
     pub objects: Arc<dyn ObjectStore>,
     pub queue: Arc<dyn JobQueue>,
     pub instance_id: Arc<str>,
+    pub accounts: Accounts,
+    pub orders: Orders,
+    pub designs: Designs,
+    pub catalog_admin: CatalogAdmin,
+    /// Stripe, or the local stand-in (`make dev`, tests).
+    pub payments: payments::Payments,
+    pub auth: Arc<AuthConfig>,
+    /// Where admin catalog writes purge the edge, when configured.
+    pub edge_purge: Option<EdgePurge>,
 }
 
 /// The whole HTTP surface. `local_objects` mounts the local object store's signed-URL
@@ -43,7 +60,27 @@ pub fn router(state: AppState, config: &ApiConfig, local_objects: Option<Arc<Loc
         .route("/api/uploads/{id}/complete", post(uploads::complete))
         .route("/api/jobs", post(jobs::start))
         .route("/api/jobs/{id}", get(jobs::show))
-        .with_state(state);
+        .route("/api/auth/register", post(auth::register))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/supabase", post(auth::supabase))
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/designs", get(designs::list).post(designs::create))
+        .route("/api/designs/{id}", get(designs::show).put(designs::update).delete(designs::delete))
+        .route("/api/orders/calculate-tax", post(orders::calculate_tax))
+        .route("/api/orders", post(orders::create))
+        .route("/api/orders/{id}", get(orders::show))
+        .route("/api/webhooks/stripe", post(webhooks::stripe).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)))
+        .route("/api/admin/products", post(admin::create_product))
+        .route("/api/admin/products/{id}", axum::routing::patch(admin::update_product).delete(admin::archive_product))
+        .route("/api/admin/orders", get(admin::list_orders))
+        .route("/api/admin/orders/{id}", get(admin::show_order))
+        .route("/api/admin/orders/{id}/status", axum::routing::patch(admin::move_order));
+    // The dev-only payment confirmation exists only outside Lambda with the local provider:
+    // with Stripe configured there is nothing to confirm locally, and in Lambda it must not exist.
+    if !config.in_lambda && state.payments.local().is_some() {
+        routes = routes.route("/api/dev/payments/{intent_id}/{action}", post(dev_payments::act));
+    }
+    let mut routes = routes.with_state(state);
     if let Some(store) = local_objects {
         routes = routes.merge(local_objects::routes(store));
     }
@@ -106,7 +143,25 @@ impl App {
             }
         };
         let cache = CatalogCache::new(Catalog::new(db.clone()), config.catalog_ttl);
-        let state = AppState { media: Media::new(db.clone()), db, cache, objects: opened.store(), queue, instance_id };
+        let payments = config.payments.build().context("building the payments provider")?;
+        tracing::info!(provider = payments.name(), "payments");
+        let edge_purge =
+            config.edge_purge.as_ref().map(EdgePurge::new).transpose().context("building the edge purge client")?;
+        let state = AppState {
+            media: Media::new(db.clone()),
+            accounts: Accounts::new(db.clone()),
+            orders: Orders::new(db.clone()),
+            designs: Designs::new(db.clone()),
+            catalog_admin: CatalogAdmin::new(db.clone()),
+            payments,
+            auth: Arc::new(config.auth.clone()),
+            edge_purge,
+            db,
+            cache,
+            objects: opened.store(),
+            queue,
+            instance_id,
+        };
         let router = router(state.clone(), config, local_objects.clone());
         Ok(Self { state, router, local_objects, memory_queue })
     }

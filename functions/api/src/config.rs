@@ -7,6 +7,8 @@ use store::objects::ObjectsConfig;
 use store::queue::QueueConfig;
 use store::{ConfigError, DbConfig};
 
+use crate::auth::AuthConfig;
+
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Where the local server listens (`API_BIND`, default 127.0.0.1:3000). Unused in Lambda.
@@ -25,6 +27,27 @@ pub struct ApiConfig {
     /// through the function (they go to presigned URLs), so JSON bodies stay small.
     pub max_body_bytes: usize,
     pub in_lambda: bool,
+    /// JWTs, Supabase sign-in, guest order tokens, client IPs (see `auth::config`).
+    pub auth: AuthConfig,
+    /// Stripe, or the local stand-in when no key is set outside Lambda (`STRIPE_*`,
+    /// `LOCAL_*`; see the payments crate).
+    pub payments: payments::PaymentsConfig,
+    /// `EDGE_PURGE_URL` + `EDGE_PURGE_SECRET`: where admin catalog writes purge the edge cache.
+    pub edge_purge: Option<EdgePurgeConfig>,
+}
+
+/// The edge's authenticated purge endpoint: `EDGE_PURGE_URL` is its full URL
+/// (`https://<edge>/__edge/purge`), `EDGE_PURGE_SECRET` the shared bearer secret.
+#[derive(Clone)]
+pub struct EdgePurgeConfig {
+    pub url: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for EdgePurgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgePurgeConfig").field("url", &self.url).field("secret", &"***").finish()
+    }
 }
 
 impl ApiConfig {
@@ -56,7 +79,37 @@ impl ApiConfig {
             }
             Ok(value)
         };
+        let auth = AuthConfig::from_lookup(&var, in_lambda)?;
+        let payments = payments::PaymentsConfig::from_lookup(&var, in_lambda).map_err(|e| match e {
+            payments::ConfigError::Missing(key) => ConfigError::Missing(key),
+            payments::ConfigError::Invalid { key, reason } => ConfigError::Invalid { key, reason },
+        })?;
+        let present = |key: &str| var(key).filter(|v| !v.trim().is_empty());
+        let edge_purge = match (present("EDGE_PURGE_URL"), present("EDGE_PURGE_SECRET")) {
+            (None, None) => None,
+            (Some(url), Some(secret)) => {
+                let url = url.trim().to_owned();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        key: "EDGE_PURGE_URL",
+                        reason: "expected an http(s):// URL".into(),
+                    });
+                }
+                if secret.trim().len() < 32 {
+                    return Err(ConfigError::Invalid {
+                        key: "EDGE_PURGE_SECRET",
+                        reason: "must be at least 32 bytes (the edge refuses shorter ones)".into(),
+                    });
+                }
+                Some(EdgePurgeConfig { url, secret: secret.trim().to_owned() })
+            }
+            (Some(_), None) => return Err(ConfigError::Missing("EDGE_PURGE_SECRET")),
+            (None, Some(_)) => return Err(ConfigError::Missing("EDGE_PURGE_URL")),
+        };
         Ok(Self {
+            auth,
+            payments,
+            edge_purge,
             bind,
             db,
             objects,

@@ -5,11 +5,13 @@
 //! route and table lives.
 
 pub mod app;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
 pub mod json;
 pub mod middleware;
+pub mod purge;
 pub mod routes;
 
 pub use app::{App, AppState, router, with_layers};
@@ -27,7 +29,10 @@ pub async fn serve(app: App, config: &ApiConfig) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "listening");
-    axum::serve(listener, app.router).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")
+    axum::serve(listener, app.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
 }
 
 async fn shutdown_signal() {

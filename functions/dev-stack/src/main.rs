@@ -24,5 +24,21 @@ async fn main() -> anyhow::Result<()> {
     );
     let worker = dev_stack::worker_for(&app, engine);
     tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_secs(2)));
+
+    // A second origin for the edge's pool choice in `make dev`: the same app (state, queue,
+    // worker) on another address, when API_BIND_SECOND is set.
+    if let Some(raw) = std::env::var("API_BIND_SECOND").ok().filter(|v| !v.trim().is_empty()) {
+        let mut second_config = config.clone();
+        second_config.bind =
+            raw.trim().parse().with_context(|| format!("API_BIND_SECOND={raw:?} is not an address"))?;
+        let second = api::App {
+            state: app.state.clone(),
+            router: app.router.clone(),
+            local_objects: app.local_objects.clone(),
+            memory_queue: None,
+        };
+        tokio::try_join!(api::serve(app, &config), api::serve(second, &second_config))?;
+        return Ok(());
+    }
     api::serve(app, &config).await
 }

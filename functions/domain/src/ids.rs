@@ -54,3 +54,23 @@ uuid_id!(
     /// A discount rule.
     PriceRuleId
 );
+uuid_id!(
+    /// An account (customer with saved designs, or staff).
+    UserId
+);
+uuid_id!(
+    /// A checkout identity, found or created by email.
+    CustomerId
+);
+uuid_id!(
+    /// An order.
+    OrderId
+);
+uuid_id!(
+    /// A saved design.
+    DesignId
+);
+uuid_id!(
+    /// A stored object (upload, cut-out, proof).
+    AssetId
+);

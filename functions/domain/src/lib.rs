@@ -8,20 +8,30 @@
 //! Values are *parsed* into existence: a [`Slug`], a [`Quantity`] or a [`QuoteRequest`] that
 //! exists has already been checked, so code further in never re-validates.
 
+mod accounts;
 mod catalog;
+mod designs;
 mod ids;
 mod media;
 mod money;
+mod orders;
 mod pricing;
 mod quote;
 
+pub use accounts::{Email, EmailError, NewPassword, PasswordError, Role, parse_name};
 pub use catalog::{
     DecorationMethod, MethodName, MethodStatus, PlacementCharge, PricingRules, PricingRulesError, Product,
     ProductStatus, QuantityBreak, Slug, SlugError, Variant,
 };
-pub use ids::{DecorationMethodId, PriceRuleId, ProductId, VariantId};
+pub use designs::{DesignData, DesignError, DesignPlacement, MAX_PLACEMENTS_PER_VIEW, print_area};
+pub use ids::{AssetId, CustomerId, DecorationMethodId, DesignId, OrderId, PriceRuleId, ProductId, UserId, VariantId};
 pub use media::{ImageFacts, ImageFormat, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, MediaError, inspect_image};
 pub use money::{BasisPoints, Cents};
+pub use orders::{
+    Address, Cart, CartError, CartLine, MAX_CART_LINES, OrderNumber, OrderTotals, PaymentStatus, PaymentTransition,
+    ProductionStatus, ProductionTransitionError, RawAddress, RawCart, RawCartItem, RawDecoration, SHIPPING_CENTS,
+    TotalsOverflow,
+};
 pub use pricing::{
     Discount, DiscountKind, PriceRule, PricingContext, Quote, QuoteError, QuoteLine, QuoteLineKind, RuleScope, quote,
 };

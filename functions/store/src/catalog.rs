@@ -41,11 +41,11 @@ pub struct Catalog {
     db: Database,
 }
 
-const PRODUCT_COLUMNS: &str =
+pub(crate) const PRODUCT_COLUMNS: &str =
     "id, slug, title, description, images, materials, weight_grams, country_of_origin, status";
-const VARIANT_COLUMNS: &str =
+pub(crate) const VARIANT_COLUMNS: &str =
     "v.id, v.product_id, v.color, v.size, v.sku, v.base_price_cents, v.stock_level, v.image_url";
-const METHOD_COLUMNS: &str = "m.id, m.name, m.display_name, m.status, m.pricing_rules, m.file_requirements, \
+pub(crate) const METHOD_COLUMNS: &str = "m.id, m.name, m.display_name, m.status, m.pricing_rules, m.file_requirements, \
      m.applies_to_all_products, \
      ARRAY(SELECT dmp.product_id FROM decoration_method_products dmp WHERE dmp.method_id = m.id ORDER BY dmp.product_id)";
 
@@ -141,11 +141,11 @@ impl Catalog {
     }
 }
 
-fn product_status(raw: &str) -> Result<ProductStatus, StoreError> {
+pub(crate) fn product_status(raw: &str) -> Result<ProductStatus, StoreError> {
     ProductStatus::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("product status {raw:?}")))
 }
 
-fn product_from_row(row: &Row) -> Result<Product, StoreError> {
+pub(crate) fn product_from_row(row: &Row) -> Result<Product, StoreError> {
     let slug: &str = row.get(1);
     let images: serde_json::Value = row.get(4);
     let images = serde_json::from_value::<Vec<String>>(images)
@@ -164,7 +164,7 @@ fn product_from_row(row: &Row) -> Result<Product, StoreError> {
     })
 }
 
-fn variant_from_row(row: &Row) -> Result<Variant, StoreError> {
+pub(crate) fn variant_from_row(row: &Row) -> Result<Variant, StoreError> {
     Ok(Variant {
         id: VariantId::from_uuid(row.get(0)),
         product_id: ProductId::from_uuid(row.get(1)),
@@ -177,7 +177,7 @@ fn variant_from_row(row: &Row) -> Result<Variant, StoreError> {
     })
 }
 
-fn method_from_row(row: &Row) -> Result<MethodAvailability, StoreError> {
+pub(crate) fn method_from_row(row: &Row) -> Result<MethodAvailability, StoreError> {
     let name: &str = row.get(1);
     let corrupt = |what: String| StoreError::Corrupt(format!("decoration method {name:?}: {what}"));
     let status = match row.get::<_, &str>(3) {
@@ -200,7 +200,7 @@ fn method_from_row(row: &Row) -> Result<MethodAvailability, StoreError> {
     Ok(MethodAvailability { method, only_products })
 }
 
-fn price_rule_from_row(row: &Row) -> Result<PriceRule, StoreError> {
+pub(crate) fn price_rule_from_row(row: &Row) -> Result<PriceRule, StoreError> {
     let name: String = row.get(1);
     let corrupt = |what: &str| StoreError::Corrupt(format!("price rule {name:?}: {what}"));
     let entity: Option<Uuid> = row.get(3);

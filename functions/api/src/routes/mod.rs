@@ -4,12 +4,18 @@
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+pub mod admin;
+pub mod auth;
 pub mod catalog;
+pub mod designs;
+pub mod dev_payments;
 pub mod health;
 pub mod jobs;
 pub mod local_objects;
+pub mod orders;
 pub mod quote;
 pub mod uploads;
+pub mod webhooks;
 
 /// Marks a response as never to be stored by any cache (per-request or private data).
 pub fn no_store(body: impl IntoResponse) -> Response {

@@ -28,6 +28,8 @@ pub fn config_at(database_url: &str, public: &str, extra: &[(&str, &str)]) -> Ap
     map.insert("API_BIND".into(), "127.0.0.1:0".into());
     map.entry("LOCAL_OBJECTS_DIR".into()).or_insert_with(|| objects.display().to_string());
     map.entry("LOCAL_OBJECTS_PUBLIC_URL".into()).or_insert_with(|| public.to_owned());
+    // Tests name the client IP in a header, as the edge does in production.
+    map.entry("CLIENT_IP_HEADER".into()).or_insert_with(|| "x-client-ip".into());
     ApiConfig::from_lookup(|k| map.get(k).cloned(), false).expect("test configuration is valid")
 }
 
@@ -74,6 +76,46 @@ impl TestApp {
         row.get(0)
     }
 
+    /// Registers a customer and returns (user id, bearer token).
+    pub async fn register(&self, email: &str) -> (String, String) {
+        let response = self
+            .post_json("/api/auth/register", &serde_json::json!({"email": email, "password": "correct horse battery"}))
+            .await;
+        assert_eq!(response.status(), 201, "registering {email}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        (body["user"]["id"].as_str().unwrap().to_owned(), body["token"]["token"].as_str().unwrap().to_owned())
+    }
+
+    /// Registers an account with `role` (set in SQL: no route grants roles) and signs it in.
+    pub async fn staff(&self, email: &str, role: &str) -> String {
+        let (id, _) = self.register(email).await;
+        self.sql(&format!("UPDATE users SET role = '{role}' WHERE id = '{id}'")).await;
+        let response = self
+            .post_json("/api/auth/login", &serde_json::json!({"email": email, "password": "correct horse battery"}))
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json::<serde_json::Value>().await.unwrap()["token"]["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    pub async fn send_json_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.http.request(method, self.url(path)).bearer_auth(token).json(body).send().await.expect("request sent")
+    }
+
+    /// One value from the test database.
+    pub async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, query: &str) -> T {
+        self.db.client().await.query_one(query, &[]).await.unwrap_or_else(|e| panic!("{query}: {e}")).get(0)
+    }
+
     pub async fn stop(self) {
         self.server.abort();
         self.db.drop_db().await;
@@ -93,4 +135,36 @@ pub async fn error_parts(response: reqwest::Response) -> (String, Option<String>
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert_eq!(error["request_id"].as_str(), header_id.as_deref(), "body and header carry the same request id");
     (error["code"].as_str().expect("code").to_owned(), error["field"].as_str().map(str::to_owned))
+}
+
+/// A checkout body: `quantity` of `variant` with a two-colour front print, shipped to Austin.
+pub fn cart(variant: &str, quantity: serde_json::Value, email: &str) -> serde_json::Value {
+    serde_json::json!({
+        "email": email,
+        "name": "Ann Buyer",
+        "items": [{
+            "variant_id": variant,
+            "quantity": quantity,
+            "decoration": {"method": "screen_print", "placements": [{"location": "front", "colors": 2}]}
+        }],
+        "shipping_address": {"name": "Ann Buyer", "line1": "1 Congress Ave", "city": "Austin", "state": "TX",
+                             "postal_code": "78701", "country": "US"}
+    })
+}
+
+impl TestApp {
+    /// Places an order; returns the response body.
+    pub async fn place_order(
+        &self,
+        body: &serde_json::Value,
+        key: Option<&str>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.http.post(self.url("/api/orders")).json(body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        (status, response.json().await.expect("JSON body"))
+    }
 }

@@ -1,0 +1,212 @@
+//! Authentication settings, read once at start-up.
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `JWT_KEYS` | – | `kid:secret[,kid:secret…]`; the first signs, all verify (rotation) |
+//! | `JWT_SECRET` | – | one key (kid `main`) when `JWT_KEYS` is unset |
+//! | `JWT_ISSUER` / `JWT_AUDIENCE` | `stolentee-api` / `stolentee` | checked on every token |
+//! | `JWT_TTL_SECS` | 900 | token lifetime (60–86 400) |
+//! | `SUPABASE_JWT_SECRET` | unset: Supabase sign-in off | HS256 secret of the Supabase project |
+//! | `SUPABASE_JWT_ISSUER` | unset: not checked | e.g. `https://<ref>.supabase.co/auth/v1` |
+//! | `ORDER_TOKEN_SECRET` | – | HMAC key for guests' order tokens |
+//! | `CLIENT_IP_HEADER` | unset | header carrying the client IP (set by the edge) |
+//!
+//! Secrets are at least 32 bytes. In Lambda, `JWT_KEYS`/`JWT_SECRET` and
+//! `ORDER_TOKEN_SECRET` are required; elsewhere (tests, `make dev`) a missing one is a random
+//! per-process key, like `LOCAL_OBJECTS_SECRET`: tokens then die with the process.
+
+use std::time::Duration;
+
+use axum::http::HeaderName;
+use store::ConfigError;
+
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// A signing key with its id (the JWT `kid` header).
+#[derive(Clone)]
+pub struct JwtKey {
+    pub kid: String,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKey").field("kid", &self.kid).field("secret", &"***").finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct SupabaseConfig {
+    pub secret: Vec<u8>,
+    pub issuer: Option<String>,
+}
+
+impl std::fmt::Debug for SupabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupabaseConfig").field("issuer", &self.issuer).field("secret", &"***").finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// Never empty; `keys[0]` signs.
+    pub keys: Vec<JwtKey>,
+    pub issuer: String,
+    pub audience: String,
+    pub ttl: Duration,
+    pub supabase: Option<SupabaseConfig>,
+    pub order_token_secret: Vec<u8>,
+    pub client_ip_header: Option<HeaderName>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("kids", &self.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl", &self.ttl)
+            .field("supabase", &self.supabase)
+            .field("client_ip_header", &self.client_ip_header)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_secret() -> Vec<u8> {
+    let mut bytes = vec![0u8; 32];
+    // getrandom only fails on platforms without an entropy source; then start-up must stop,
+    // but a config reader cannot return that error type, so fall back to a UUID's randomness.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat();
+    }
+    bytes
+}
+
+fn secret(key: &'static str, raw: &str) -> Result<Vec<u8>, ConfigError> {
+    let raw = raw.trim();
+    if raw.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::Invalid { key, reason: format!("must be at least {MIN_SECRET_BYTES} bytes") });
+    }
+    Ok(raw.as_bytes().to_vec())
+}
+
+impl AuthConfig {
+    pub fn from_lookup(var: &impl Fn(&str) -> Option<String>, in_lambda: bool) -> Result<Self, ConfigError> {
+        let present = |key: &str| var(key).filter(|v| !v.trim().is_empty());
+        let keys = match (present("JWT_KEYS"), present("JWT_SECRET")) {
+            (Some(list), _) => {
+                let mut keys = Vec::new();
+                for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                    let (kid, raw) = entry.split_once(':').ok_or_else(|| ConfigError::Invalid {
+                        key: "JWT_KEYS",
+                        reason: "expected kid:secret[,kid:secret…]".into(),
+                    })?;
+                    let kid = kid.trim();
+                    if kid.is_empty()
+                        || kid.len() > 64
+                        || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                    {
+                        return Err(ConfigError::Invalid { key: "JWT_KEYS", reason: format!("bad key id {kid:?}") });
+                    }
+                    if keys.iter().any(|k: &JwtKey| k.kid == kid) {
+                        return Err(ConfigError::Invalid {
+                            key: "JWT_KEYS",
+                            reason: format!("key id {kid:?} repeated"),
+                        });
+                    }
+                    keys.push(JwtKey { kid: kid.to_owned(), secret: secret("JWT_KEYS", raw)? });
+                }
+                if keys.is_empty() {
+                    return Err(ConfigError::Invalid { key: "JWT_KEYS", reason: "no keys".into() });
+                }
+                keys
+            }
+            (None, Some(raw)) => vec![JwtKey { kid: "main".into(), secret: secret("JWT_SECRET", &raw)? }],
+            (None, None) if in_lambda => return Err(ConfigError::Missing("JWT_KEYS")),
+            (None, None) => vec![JwtKey { kid: "dev".into(), secret: random_secret() }],
+        };
+        let ttl_secs = match present("JWT_TTL_SECS") {
+            None => 900,
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .map_err(|e| ConfigError::Invalid { key: "JWT_TTL_SECS", reason: e.to_string() })?,
+        };
+        if !(60..=86_400).contains(&ttl_secs) {
+            return Err(ConfigError::Invalid { key: "JWT_TTL_SECS", reason: "must be between 60 and 86400".into() });
+        }
+        let supabase = match present("SUPABASE_JWT_SECRET") {
+            None => None,
+            Some(raw) => Some(SupabaseConfig {
+                secret: secret("SUPABASE_JWT_SECRET", &raw)?,
+                issuer: present("SUPABASE_JWT_ISSUER").map(|s| s.trim().to_owned()),
+            }),
+        };
+        let order_token_secret = match present("ORDER_TOKEN_SECRET") {
+            Some(raw) => secret("ORDER_TOKEN_SECRET", &raw)?,
+            None if in_lambda => return Err(ConfigError::Missing("ORDER_TOKEN_SECRET")),
+            None => random_secret(),
+        };
+        let client_ip_header = match present("CLIENT_IP_HEADER") {
+            None => None,
+            Some(raw) => Some(
+                HeaderName::try_from(raw.trim().to_ascii_lowercase())
+                    .map_err(|e| ConfigError::Invalid { key: "CLIENT_IP_HEADER", reason: e.to_string() })?,
+            ),
+        };
+        Ok(Self {
+            keys,
+            issuer: present("JWT_ISSUER").unwrap_or_else(|| "stolentee-api".into()),
+            audience: present("JWT_AUDIENCE").unwrap_or_else(|| "stolentee".into()),
+            ttl: Duration::from_secs(ttl_secs),
+            supabase,
+            order_token_secret,
+            client_ip_header,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)], in_lambda: bool) -> Result<AuthConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AuthConfig::from_lookup(&|k: &str| map.get(k).cloned(), in_lambda)
+    }
+
+    #[test]
+    fn lambda_needs_real_secrets_local_gets_random_ones() {
+        assert!(matches!(parse(&[], true), Err(ConfigError::Missing("JWT_KEYS"))));
+        let long = "s".repeat(32);
+        assert!(matches!(parse(&[("JWT_SECRET", &long)], true), Err(ConfigError::Missing("ORDER_TOKEN_SECRET"))));
+        assert!(parse(&[("JWT_SECRET", &long), ("ORDER_TOKEN_SECRET", &long)], true).is_ok());
+        let local = parse(&[], false).unwrap();
+        assert_eq!(local.keys[0].kid, "dev");
+        assert_eq!(local.ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn short_secrets_and_bad_key_lists_are_refused() {
+        assert!(matches!(
+            parse(&[("JWT_SECRET", "short")], false),
+            Err(ConfigError::Invalid { key: "JWT_SECRET", .. })
+        ));
+        let long = "s".repeat(32);
+        assert!(parse(&[("JWT_KEYS", &long)], false).is_err(), "no kid");
+        assert!(parse(&[("JWT_KEYS", &format!("a:{long},a:{long}"))], false).is_err(), "repeated kid");
+        let two = parse(&[("JWT_KEYS", &format!("new:{long}, old:{long}"))], false).unwrap();
+        assert_eq!(two.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["new", "old"]);
+        assert!(parse(&[("JWT_TTL_SECS", "5")], false).is_err());
+        assert!(parse(&[("SUPABASE_JWT_SECRET", "short")], false).is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let long = "topsecret-".repeat(4);
+        let c = parse(&[("JWT_SECRET", &long), ("SUPABASE_JWT_SECRET", &long)], false).unwrap();
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+}

@@ -1,0 +1,420 @@
+//! Staff routes: `/api/admin/products` (admins) and `/api/admin/orders` (fulfilment staff and
+//! admins). Roles come from the extractors (`Auth<Admin>`, `Auth<Staff>`), which re-read the
+//! role from the database on each request.
+//!
+//! Product writes take a fixed set of fields (`deny_unknown_fields`: a key that is not in
+//! the whitelist — `id`, `slug` on update, `created_at`, anything — is a 400 naming it), never
+//! column names from the request. Deleting archives. After a catalog write commits, this
+//! instance's `CatalogCache` is cleared and the edge is asked to purge `/api/products` and the
+//! product's page; other instances converge within `CATALOG_CACHE_TTL_SECS`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use domain::{DesignData, DesignId, OrderId, PaymentStatus, Product, ProductId, ProductStatus, ProductionStatus, Slug};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use store::admin::{NewProduct, NewVariant, ProductPatch, ProductWrite};
+use store::objects::ObjectKey;
+use store::orders::{MoveOutcome, OrderFilter, StatusMove};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{Admin, Auth, Staff};
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::no_store;
+
+const DESIGN_URL_TTL: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProductBody {
+    pub slug: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub images: Option<Vec<String>>,
+    pub materials: Option<String>,
+    pub weight_grams: Option<i64>,
+    pub country_of_origin: Option<String>,
+    pub status: Option<String>,
+    pub sort_order: Option<i64>,
+    #[serde(default)]
+    pub variants: Vec<NewVariantBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVariantBody {
+    pub color: String,
+    pub size: String,
+    pub sku: String,
+    pub base_cost_cents: i64,
+    pub base_price_cents: i64,
+    pub stock_level: Option<i64>,
+    pub image_url: Option<String>,
+}
+
+/// The whitelist: the only product fields an update may name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatchBody {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub images: Option<Vec<String>>,
+    pub materials: Option<String>,
+    pub weight_grams: Option<i64>,
+    pub country_of_origin: Option<String>,
+    pub status: Option<String>,
+    pub sort_order: Option<i64>,
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError::unprocessable("invalid_product", field, message)
+}
+
+fn text(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
+    domain::parse_name(raw, max)
+        .ok_or_else(|| invalid(field, &format!("1 to {max} characters without control characters")))
+}
+
+fn long_text(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
+    // Descriptions may hold newlines; other control characters are refused.
+    if raw.chars().count() > max || raw.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        return Err(invalid(field, &format!("at most {max} characters")));
+    }
+    Ok(raw.to_owned())
+}
+
+fn url(raw: &str, field: &str) -> Result<String, ApiError> {
+    let ok = raw.len() <= 2048
+        && (raw.starts_with("https://") || raw.starts_with("http://") || raw.starts_with('/'))
+        && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(invalid(field, "an http(s) URL or absolute path of at most 2048 characters"))
+    }
+}
+
+fn images(raw: Option<&Vec<String>>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = raw else { return Ok(None) };
+    if list.len() > 20 {
+        return Err(invalid("images", "at most 20 images"));
+    }
+    list.iter().enumerate().map(|(i, u)| url(u, &format!("images[{i}]"))).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+fn status(raw: Option<&str>) -> Result<Option<ProductStatus>, ApiError> {
+    raw.map(|s| ProductStatus::parse(s).ok_or_else(|| invalid("status", "one of active, draft, archived"))).transpose()
+}
+
+fn small_int(raw: Option<i64>, field: &str, min: i64, max: i64) -> Result<Option<i32>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(n) if (min..=max).contains(&n) => Ok(i32::try_from(n).ok()),
+        Some(_) => Err(invalid(field, &format!("between {min} and {max}"))),
+    }
+}
+
+fn country(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.map(|c| {
+        let c = c.trim().to_ascii_uppercase();
+        if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(c)
+        } else {
+            Err(invalid("country_of_origin", "a two-letter ISO code"))
+        }
+    })
+    .transpose()
+}
+
+fn money(raw: i64, field: &str) -> Result<i64, ApiError> {
+    if (0..=10_000_000).contains(&raw) { Ok(raw) } else { Err(invalid(field, "cents between 0 and 10000000")) }
+}
+
+async fn after_catalog_write(state: &AppState, slug: &str) -> Option<bool> {
+    state.cache.invalidate_all();
+    let purge = state.edge_purge.as_ref()?;
+    let keys = vec!["/api/products".to_owned(), format!("/api/products/{slug}")];
+    Some(purge.purge(&keys, &[]).await)
+}
+
+fn product_response(product: &Product, status: StatusCode, edge_purged: Option<bool>) -> Response {
+    no_store((status, Json(json!({ "product": product, "edge_purged": edge_purged }))))
+}
+
+pub async fn create_product(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(body): ApiJson<NewProductBody>,
+) -> Result<Response, ApiError> {
+    let slug = Slug::parse(&body.slug).map_err(|e| invalid("slug", &e.to_string()))?;
+    if body.variants.len() > 100 {
+        return Err(invalid("variants", "at most 100 variants"));
+    }
+    let mut variants = Vec::with_capacity(body.variants.len());
+    for (i, v) in body.variants.iter().enumerate() {
+        let f = |n: &str| format!("variants[{i}].{n}");
+        variants.push(NewVariant {
+            color: text(&v.color, &f("color"), 50)?,
+            size: text(&v.size, &f("size"), 10)?,
+            sku: text(&v.sku, &f("sku"), 64)?,
+            base_cost_cents: money(v.base_cost_cents, &f("base_cost_cents"))?,
+            base_price_cents: money(v.base_price_cents, &f("base_price_cents"))?,
+            stock_level: small_int(v.stock_level, &f("stock_level"), 0, 1_000_000)?.unwrap_or(0),
+            image_url: v.image_url.as_deref().map(|u| url(u, &f("image_url"))).transpose()?,
+        });
+    }
+    let product = NewProduct {
+        slug,
+        title: text(&body.title, "title", 200)?,
+        description: body
+            .description
+            .as_deref()
+            .map(|d| long_text(d, "description", 10_000))
+            .transpose()?
+            .unwrap_or_default(),
+        images: images(body.images.as_ref())?.unwrap_or_default(),
+        materials: body.materials.as_deref().map(|m| text(m, "materials", 500)).transpose()?,
+        weight_grams: small_int(body.weight_grams, "weight_grams", 1, 100_000)?,
+        country_of_origin: country(body.country_of_origin.as_deref())?,
+        status: status(body.status.as_deref())?.unwrap_or(ProductStatus::Draft),
+        sort_order: small_int(body.sort_order, "sort_order", -1_000_000, 1_000_000)?.unwrap_or(0),
+        variants,
+    };
+    match state.catalog_admin.create_product(&product).await? {
+        ProductWrite::Done(p) => {
+            tracing::info!(product = %p.id, by = %auth.user().id, "product created");
+            let purged = after_catalog_write(&state, p.slug.as_str()).await;
+            Ok(product_response(&p, StatusCode::CREATED, purged))
+        }
+        ProductWrite::Conflict => {
+            Err(ApiError::new(StatusCode::CONFLICT, "product_conflict", "the slug or a SKU is already taken"))
+        }
+        ProductWrite::NotFound => Err(ApiError::internal()),
+    }
+}
+
+fn product_id(raw: &str) -> Result<ProductId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("product"))
+}
+
+pub async fn update_product(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<ProductPatchBody>,
+) -> Result<Response, ApiError> {
+    let id = product_id(&raw)?;
+    let patch = ProductPatch {
+        title: body.title.as_deref().map(|t| text(t, "title", 200)).transpose()?,
+        description: body.description.as_deref().map(|d| long_text(d, "description", 10_000)).transpose()?,
+        images: images(body.images.as_ref())?,
+        materials: body.materials.as_deref().map(|m| text(m, "materials", 500)).transpose()?,
+        weight_grams: small_int(body.weight_grams, "weight_grams", 1, 100_000)?,
+        country_of_origin: country(body.country_of_origin.as_deref())?,
+        status: status(body.status.as_deref())?,
+        sort_order: small_int(body.sort_order, "sort_order", -1_000_000, 1_000_000)?,
+    };
+    write_result(&state, state.catalog_admin.update_product(id, &patch).await?, &auth, "product updated").await
+}
+
+pub async fn archive_product(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = product_id(&raw)?;
+    write_result(&state, state.catalog_admin.archive_product(id).await?, &auth, "product archived").await
+}
+
+async fn write_result(
+    state: &AppState,
+    result: ProductWrite,
+    auth: &Auth<Admin>,
+    what: &'static str,
+) -> Result<Response, ApiError> {
+    match result {
+        ProductWrite::Done(p) => {
+            tracing::info!(product = %p.id, by = %auth.user().id, "{what}");
+            let purged = after_catalog_write(state, p.slug.as_str()).await;
+            Ok(product_response(&p, StatusCode::OK, purged))
+        }
+        ProductWrite::NotFound => Err(ApiError::not_found("product")),
+        ProductWrite::Conflict => Err(ApiError::new(StatusCode::CONFLICT, "product_conflict", "conflicting product")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderListQuery {
+    pub payment_status: Option<String>,
+    pub production_status: Option<String>,
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub before: Option<String>,
+}
+
+fn cursor(order: &store::orders::Order) -> String {
+    format!("{}.{}", order.created_at.unix_timestamp_nanos() / 1000, order.id)
+}
+
+fn parse_cursor(raw: &str) -> Option<(OffsetDateTime, Uuid)> {
+    let (micros, id) = raw.split_once('.')?;
+    let micros: i128 = micros.parse().ok()?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000)?).ok()?;
+    Some((at, Uuid::parse_str(id).ok()?))
+}
+
+pub async fn list_orders(
+    State(state): State<AppState>,
+    _auth: Auth<Staff>,
+    query: Result<Query<OrderListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let payment_status = q
+        .payment_status
+        .as_deref()
+        .map(|s| {
+            PaymentStatus::parse(s).ok_or_else(|| {
+                ApiError::unprocessable("invalid_filter", "payment_status", "pending, paid, failed or refunded")
+            })
+        })
+        .transpose()?;
+    let production_status = q
+        .production_status
+        .as_deref()
+        .map(|s| {
+            ProductionStatus::parse(s).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_filter",
+                    "production_status",
+                    "pending, in_production, printed, shipped, delivered or cancelled",
+                )
+            })
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::unprocessable("invalid_filter", "limit", "between 1 and 200"));
+    }
+    let before = q
+        .before
+        .as_deref()
+        .map(|c| {
+            parse_cursor(c)
+                .ok_or_else(|| ApiError::unprocessable("invalid_filter", "before", "not a cursor from this list"))
+        })
+        .transpose()?;
+    let orders = state.orders.list(&OrderFilter { payment_status, production_status, before, limit }).await?;
+    let next_cursor = (orders.len() as i64 == limit).then(|| orders.last().map(cursor)).flatten();
+    Ok(no_store(Json(json!({ "orders": orders, "next_cursor": next_cursor }))))
+}
+
+fn order_id(raw: &str) -> Result<OrderId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("order"))
+}
+
+/// Design images for an item's `custom_spec.design_id`: the design and short-lived URLs of
+/// its artwork.
+async fn design_images(state: &AppState, spec: &Value) -> Result<Value, ApiError> {
+    let Some(id) = spec.get("design_id").and_then(Value::as_str).and_then(|s| s.parse::<DesignId>().ok()) else {
+        return Ok(Value::Null);
+    };
+    let Some(design) = state.designs.get_for_staff(id).await? else {
+        return Ok(Value::Null);
+    };
+    let mut artwork = Vec::new();
+    if let Ok(data) = DesignData::parse(design.design_data.clone()) {
+        for asset_id in data.artwork_ids() {
+            let Some(asset) = state.media.asset(asset_id.as_uuid()).await? else { continue };
+            let url = match ObjectKey::parse(&asset.object_key) {
+                Ok(key) => state.objects.presign_get(&key, DESIGN_URL_TTL).await.ok().map(|p| p.url),
+                Err(_) => None,
+            };
+            artwork.push(json!({ "asset_id": asset.id, "kind": asset.kind, "url": url }));
+        }
+    }
+    Ok(json!({ "design": design, "artwork": artwork }))
+}
+
+pub async fn show_order(
+    State(state): State<AppState>,
+    _auth: Auth<Staff>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = order_id(&raw)?;
+    let order = state.orders.by_id(id).await?.ok_or_else(|| ApiError::not_found("order"))?;
+    let customer = state.orders.customer(order.customer_id).await?;
+    let items = state.orders.items(id).await?;
+    let mut rendered = Vec::with_capacity(items.len());
+    for item in &items {
+        let design = design_images(&state, &item.custom_spec).await?;
+        let mut v = serde_json::to_value(item).map_err(|_| ApiError::internal())?;
+        v["design"] = design;
+        rendered.push(v);
+    }
+    let history = state.orders.history(id).await?;
+    Ok(no_store(Json(json!({
+        "order": order,
+        "payment_intent_id": order.payment_intent_id,
+        "customer": customer,
+        "items": rendered,
+        "history": history,
+    }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    pub status: String,
+    pub tracking_number: Option<String>,
+    pub carrier: Option<String>,
+    pub notes: Option<String>,
+}
+
+pub async fn move_order(
+    State(state): State<AppState>,
+    auth: Auth<Staff>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<MoveBody>,
+) -> Result<Response, ApiError> {
+    let id = order_id(&raw)?;
+    let to = ProductionStatus::parse(&body.status).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_status",
+            "status",
+            "pending, in_production, printed, shipped, delivered or cancelled",
+        )
+    })?;
+    let opt = |raw: Option<&str>, field: &str, max: usize| -> Result<Option<String>, ApiError> {
+        match raw.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => domain::parse_name(s, max)
+                .map(Some)
+                .ok_or_else(|| ApiError::unprocessable("invalid_status", field, format!("at most {max} characters"))),
+        }
+    };
+    let mv = StatusMove {
+        to,
+        tracking_number: opt(body.tracking_number.as_deref(), "tracking_number", 100)?,
+        carrier: opt(body.carrier.as_deref(), "carrier", 50)?,
+        notes: opt(body.notes.as_deref(), "notes", 2000)?,
+        changed_by: auth.user().id,
+    };
+    match state.orders.move_production(id, &mv).await? {
+        MoveOutcome::Moved(order) => {
+            tracing::info!(order = %order.id, to = to.as_str(), by = %auth.user().id, "order moved");
+            Ok(no_store(Json(json!({ "order": order }))))
+        }
+        MoveOutcome::NotFound => Err(ApiError::not_found("order")),
+        MoveOutcome::Refused(e) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()).with_field("status"))
+        }
+    }
+}
