@@ -9,13 +9,22 @@
 #   4. release `api` on BENCH_BIND (127.0.0.1:3100), RUST_LOG=info, logs to target/bench/api.log
 #   5. per scenario: a short warm-up (not recorded), then RUNS wrk runs; the run with the
 #      median req/s is reported
-#   6. markdown table on stdout and in target/bench/api.md (raw wrk output in target/bench/raw/)
+#   6. the order path at a fixed rate: examples/paced_load.rs (open loop, latency from each
+#      request's scheduled time) POSTs orders at PACED_RATE req/s for PACED_DURATION, RUNS
+#      times; the run with the median p95 is reported
+#   7. markdown table on stdout and in target/bench/api.md (raw wrk output in target/bench/raw/)
+#
+# Scenarios: products, product, quote (catalog and pricing); tax (POST /api/orders/calculate-tax)
+# and order (POST /api/orders: price from the primary, tax, one checkout transaction, a
+# PaymentIntent). Payments use the API's built-in local provider (no STRIPE_SECRET_KEY): an
+# in-process stand-in for Stripe, so the figures exclude Stripe's own network latency.
 # Everything this script started (API; project-local Postgres if it started it) is stopped
 # on exit.
 #
 # Knobs: BENCH_DURATION (30s), RUNS (3), BENCH_THREADS (2), BENCH_CONNECTIONS (64),
 #        BENCH_WARMUP (3s; 0 to skip), BENCH_TIMEOUT (2s, wrk's per-request timeout),
-#        BENCH_BIND (127.0.0.1:3100), BENCH_SCENARIOS ("products product quote"),
+#        BENCH_BIND (127.0.0.1:3100), BENCH_SCENARIOS ("products product quote tax order"),
+#        PACED_RATE (200; 0 to skip the paced run), PACED_DURATION (30, seconds),
 #        DATABASE_URL (server to use; the database name is replaced by stolentee_bench),
 #        DB_MAX_CONNECTIONS, MAX_CONCURRENCY (passed to the API unchanged when set).
 set -euo pipefail
@@ -30,7 +39,9 @@ CONNS="${BENCH_CONNECTIONS:-64}"
 WARMUP="${BENCH_WARMUP:-3s}"
 TIMEOUT="${BENCH_TIMEOUT:-2s}"
 BIND="${BENCH_BIND:-127.0.0.1:3100}"
-SCENARIOS="${BENCH_SCENARIOS:-products product quote}"
+SCENARIOS="${BENCH_SCENARIOS:-products product quote tax order}"
+PACED_RATE="${PACED_RATE:-200}"
+PACED_DURATION="${PACED_DURATION:-30}"
 BASE="http://$BIND"
 OUT_DIR="$ROOT/target/bench"
 RAW_DIR="$OUT_DIR/raw"
@@ -43,8 +54,10 @@ die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; }
 
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer (got '$RUNS')"
+[[ "$PACED_RATE" =~ ^[0-9]+$ ]] || die "PACED_RATE must be a non-negative integer (got '$PACED_RATE')"
+[[ "$PACED_DURATION" =~ ^[1-9][0-9]*$ ]] || die "PACED_DURATION must be a positive integer (got '$PACED_DURATION')"
 for s in $SCENARIOS; do
-  case "$s" in products | product | quote) ;; *) die "unknown scenario '$s' in BENCH_SCENARIOS (known: products product quote)" ;; esac
+  case "$s" in products | product | quote | tax | order) ;; *) die "unknown scenario '$s' in BENCH_SCENARIOS (known: products product quote tax order)" ;; esac
 done
 
 # --- 1. tools ------------------------------------------------------------------------------
@@ -103,13 +116,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 2. build ------------------------------------------------------------------------------
-say "cargo build --release -p stolentee-api -p stolentee-store"
-cargo build --release -p stolentee-api -p stolentee-store
+say "cargo build --release -p stolentee-api -p stolentee-store (+ example paced_load)"
+cargo build --release -p stolentee-api -p stolentee-store --bins --example paced_load
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | json .target_directory)"
 [[ -n "$TARGET_DIR" ]] || die "could not read target_directory from cargo metadata"
 API_BIN="$TARGET_DIR/release/api"
 MIGRATE_BIN="$TARGET_DIR/release/migrate"
-[[ -x "$API_BIN" && -x "$MIGRATE_BIN" ]] || die "release binaries not found: $API_BIN, $MIGRATE_BIN"
+PACED_BIN="$TARGET_DIR/release/examples/paced_load"
+[[ -x "$API_BIN" && -x "$MIGRATE_BIN" && -x "$PACED_BIN" ]] || die "release binaries not found: $API_BIN, $MIGRATE_BIN, $PACED_BIN"
 
 # --- 3. database ---------------------------------------------------------------------------
 if scripts/pg.sh status >/dev/null 2>&1; then pg_was_running=1; else pg_was_running=0; fi
@@ -152,6 +166,9 @@ VARIANT_ID="$(json '.product.variants[0].id' <<<"$product_json")"
 [[ -n "$VARIANT_ID" ]] || VARIANT_ID="$(json '.variants[0].id' <<<"$product_json")"
 [[ -n "$VARIANT_ID" ]] || die "no variant id in GET /api/products/classic-tee: ${product_json:0:300}"
 QUOTE_BODY="{\"variant_id\":\"$VARIANT_ID\",\"method\":\"screen_print\",\"placements\":[{\"location\":\"front\",\"colors\":2}],\"quantity\":24}"
+# A guest checkout of the same line, shipped to Austin. No Idempotency-Key: every request is a
+# new order (the worst case: a full checkout transaction and a new PaymentIntent each time).
+CART_BODY="{\"email\":\"bench@example.com\",\"items\":[{\"variant_id\":\"$VARIANT_ID\",\"quantity\":24,\"decoration\":{\"method\":\"screen_print\",\"placements\":[{\"location\":\"front\",\"colors\":2}]}}],\"shipping_address\":{\"name\":\"Bench\",\"line1\":\"1 Congress Ave\",\"city\":\"Austin\",\"state\":\"TX\",\"postal_code\":\"78701\",\"country\":\"US\"}}"
 
 # --- 5. scenarios --------------------------------------------------------------------------
 # scenario NAME -> "LABEL|METHOD|PATH|BODY"
@@ -160,7 +177,9 @@ scenario() {
     products) echo "GET /api/products|GET|/api/products|" ;;
     product) echo "GET /api/products/classic-tee|GET|/api/products/classic-tee|" ;;
     quote) echo "POST /api/price/quote|POST|/api/price/quote|$QUOTE_BODY" ;;
-    *) die "unknown scenario '$1' (known: products product quote)" ;;
+    tax) echo "POST /api/orders/calculate-tax|POST|/api/orders/calculate-tax|$CART_BODY" ;;
+    order) echo "POST /api/orders (new order + intent each)|POST|/api/orders|$CART_BODY" ;;
+    *) die "unknown scenario '$1' (known: products product quote tax order)" ;;
   esac
 }
 
@@ -219,7 +238,27 @@ for s in $SCENARIOS; do
   : >"$API_LOG"
 done
 
-# --- 6. report -----------------------------------------------------------------------------
+# --- 6. the order path at a fixed rate ----------------------------------------------------------
+PACED_LINE=""
+PACED_ALL=""
+if ((PACED_RATE > 0)); then
+  printf '%s' "$CART_BODY" >"$RAW_DIR/order-body.json"
+  paced=()
+  for ((r = 1; r <= RUNS; r++)); do
+    say "POST /api/orders at $PACED_RATE req/s (open loop): run $r/$RUNS, ${PACED_DURATION}s"
+    line="$("$PACED_BIN" "$BASE/api/orders" "$PACED_RATE" "$PACED_DURATION" "$RAW_DIR/order-body.json" | grep '^PACED_RESULT ' | tail -n 1)" \
+      || die "paced_load failed"
+    echo "$line" >"$RAW_DIR/order-paced.run$r.txt"
+    say "  p95 $(ms "$(field p95_us "$line")"), achieved $(field achieved_rps "$line") req/s, errors $(field errors "$line")"
+    paced+=("$line")
+    PACED_ALL+="${PACED_ALL:+, }p95 $(ms "$(field p95_us "$line")")"
+  done
+  PACED_LINE="$(for l in "${paced[@]}"; do printf '%s\t%s\n' "$(field p95_us "$l")" "$l"; done \
+    | sort -t$'\t' -k1,1g | sed -n "$(((RUNS + 1) / 2))p" | cut -f2-)"
+  : >"$API_LOG"
+fi
+
+# --- 7. report -----------------------------------------------------------------------------
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
 if [[ "$rev" != "no commit" ]] && [[ -n "$(git status --porcelain 2>/dev/null)" ]]; then rev+=" (dirty)"; fi
@@ -254,6 +293,16 @@ if [[ "$WARMUP" == 0 || "$WARMUP" == 0s ]]; then warm="no warm-up"; else warm="a
       "$(ms "$(field p50_us "$l")")" "$(ms "$(field p95_us "$l")")" "$(ms "$(field p99_us "$l")")" \
       "$errs" "${ALLRUNS[$s]}"
   done
+  if [[ -n "$PACED_LINE" ]]; then
+    echo
+    echo "Order path at a fixed rate (examples/paced_load.rs, open loop, latency from the scheduled send time; $RUNS run(s) of ${PACED_DURATION}s, the run with the median p95 shown):"
+    echo
+    echo "| scenario | target req/s | achieved req/s | p50 | p95 | p99 | max | errors | all runs |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    printf '| POST /api/orders | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$PACED_RATE" "$(field achieved_rps "$PACED_LINE")" \
+      "$(ms "$(field p50_us "$PACED_LINE")")" "$(ms "$(field p95_us "$PACED_LINE")")" "$(ms "$(field p99_us "$PACED_LINE")")" \
+      "$(ms "$(field max_us "$PACED_LINE")")" "$(field errors "$PACED_LINE")" "$PACED_ALL"
+  fi
 } >"$REPORT"
 
 echo >&2

@@ -340,23 +340,34 @@ impl Orders {
         }
 
         let user_id = order.user_id.map(|u| u.as_uuid());
-        let rows = tx
+        let customer_params: [crate::db::Param<'_>; 4] =
+            [(&order.email, Type::TEXT), (&order.name, Type::TEXT), (&order.phone, Type::TEXT), (&user_id, Type::UUID)];
+        // A returning customer with nothing new to record is only read: the upsert below
+        // locks the customer row, which would serialise every checkout of one e-mail.
+        let mut rows = tx
             .query(
-                "finding or creating the customer",
-                "INSERT INTO customers (email, name, phone, user_id) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (email) DO UPDATE SET \
-                   name = COALESCE(customers.name, EXCLUDED.name), \
-                   phone = COALESCE(customers.phone, EXCLUDED.phone), \
-                   user_id = COALESCE(customers.user_id, EXCLUDED.user_id) \
-                 RETURNING id",
-                &[
-                    (&order.email, Type::TEXT),
-                    (&order.name, Type::TEXT),
-                    (&order.phone, Type::TEXT),
-                    (&user_id, Type::UUID),
-                ],
+                "finding the customer",
+                "SELECT id FROM customers WHERE email = $1 \
+                   AND (name IS NOT NULL OR $2::text IS NULL) AND (phone IS NOT NULL OR $3::text IS NULL) \
+                   AND (user_id IS NOT NULL OR $4::uuid IS NULL)",
+                &customer_params,
             )
             .await?;
+        if rows.is_empty() {
+            // Fills blanks only: a guest naming someone's e-mail cannot rename their record.
+            rows = tx
+                .query(
+                    "finding or creating the customer",
+                    "INSERT INTO customers (email, name, phone, user_id) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (email) DO UPDATE SET \
+                       name = COALESCE(customers.name, EXCLUDED.name), \
+                       phone = COALESCE(customers.phone, EXCLUDED.phone), \
+                       user_id = COALESCE(customers.user_id, EXCLUDED.user_id) \
+                     RETURNING id",
+                    &customer_params,
+                )
+                .await?;
+        }
         let customer_id: Uuid = rows.first().ok_or_else(|| StoreError::Corrupt("customer upsert".into()))?.get(0);
 
         let t = &order.totals;

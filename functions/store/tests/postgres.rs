@@ -22,9 +22,9 @@ async fn migrations_apply_once_and_are_recorded() {
     assert!(matches!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::Behind { .. }));
 
     let applied = migrate::migrate(&mut client).await.unwrap();
-    assert_eq!(applied, ["V1__foundation", "V2__uploads"]);
+    assert_eq!(applied, ["V1__foundation", "V2__uploads", "V3__auth", "V4__commerce"]);
     assert_eq!(migrate::migrate(&mut client).await.unwrap(), Vec::<String>::new());
-    assert_eq!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { version: 2 });
+    assert_eq!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { version: 4 });
     db.drop_db().await;
 }
 

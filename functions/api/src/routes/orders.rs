@@ -225,6 +225,22 @@ pub async fn create(
             ));
         }
     };
+    // A line may name a saved design only of the caller's own (guests have none).
+    for (i, line) in cart.lines.iter().enumerate() {
+        if let Some(design) = line.design_id {
+            let mine = match &user {
+                Some(u) => state.designs.get(u.id, design).await?.is_some(),
+                None => false,
+            };
+            if !mine {
+                return Err(ApiError::unprocessable(
+                    "unknown_design",
+                    format!("items[{i}].design_id"),
+                    "no saved design of yours has this id",
+                ));
+            }
+        }
+    }
     let scope = match &user {
         Some(u) => format!("user:{}", u.id),
         None => format!("guest:{email}"),

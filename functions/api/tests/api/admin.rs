@@ -168,3 +168,49 @@ async fn staff_list_filter_page_and_fulfil_orders() {
     assert_eq!(by, 2, "every move names who made it");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_order_detail_shows_the_design_and_its_artwork() {
+    let app = TestApp::spawn().await;
+    let packer = app.staff("p@example.com", "fulfillment").await;
+    let (user, token) = app.register("d@example.com").await;
+    let asset: String = app
+        .scalar(&format!(
+            "INSERT INTO assets (owner_id, object_key, content_type, byte_size, kind) \
+             VALUES ('{user}', 'cutouts/x/transparent.png', 'image/png', 10, 'transparent') RETURNING id::text"
+        ))
+        .await;
+    let product: String = app.scalar("SELECT id::text FROM products WHERE slug = 'classic-tee'").await;
+    let design: Value = app
+        .send_json_as(
+            Method::POST,
+            "/api/designs",
+            &token,
+            &json!({"name": "front logo", "product_id": product,
+                    "design_data": {"front": [{"artwork_id": asset, "x": 1, "y": 1, "width": 5, "height": 5}]}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let design_id = design["design"]["id"].as_str().unwrap();
+    let tee = app.variant_id("ST-TEE-BLK-M").await;
+    let mut body = cart(&tee, json!(1), "d@example.com");
+    body["items"][0]["design_id"] = json!(design_id);
+    let (status, refused) = app.place_order(&body, None).await;
+    assert_eq!((status.as_u16(), refused["error"]["code"].as_str()), (422, Some("unknown_design")), "not a guest's");
+    let r = app.http.post(app.url("/api/orders")).bearer_auth(&token).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let order: Value = r.json().await.unwrap();
+    let id = order["order"]["id"].as_str().unwrap();
+
+    let detail: Value = app.get_as(&format!("/api/admin/orders/{id}"), &packer).await.json().await.unwrap();
+    let item = &detail["items"][0];
+    assert_eq!(item["custom_spec"]["design_id"], design_id);
+    assert_eq!(item["design"]["design"]["name"], "front logo");
+    assert_eq!(item["design"]["artwork"][0]["asset_id"], asset.as_str());
+    assert!(item["design"]["artwork"][0]["url"].as_str().is_some_and(|u| u.contains("transparent.png")), "{item}");
+    assert_eq!(detail["customer"]["email"], "d@example.com");
+    assert_eq!(detail["history"][0]["kind"], "payment");
+    app.stop().await;
+}

@@ -328,3 +328,41 @@ fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test]
+async fn idempotency_keys_belong_to_their_sender() {
+    let app = TestApp::spawn().await;
+    let tee = app.variant_id("ST-TEE-BLK-M").await;
+    let (_, ann) = app.register("ann@example.com").await;
+    let (_, bob) = app.register("bob@example.com").await;
+    let key = "shared-key-1";
+    let mut ids = Vec::new();
+    for (token, email) in [(&ann, "ann@example.com"), (&bob, "bob@example.com")] {
+        let r = app
+            .http
+            .post(app.url("/api/orders"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&cart(&tee, json!(1), email))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{email}: a key another sender used is not theirs");
+        ids.push(r.json::<Value>().await.unwrap()["order"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(ids[0], ids[1]);
+    // A guest using the same key and Ann's address is a different sender from Ann's account.
+    let (status, _) = app.place_order(&cart(&tee, json!(1), "ann@example.com"), Some(key)).await;
+    assert_eq!(status, 201);
+    // A broken token is an error, not a guest checkout.
+    let r = app
+        .http
+        .post(app.url("/api/orders"))
+        .bearer_auth("forged")
+        .json(&cart(&tee, json!(1), "x@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
