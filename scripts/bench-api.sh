@@ -244,11 +244,15 @@ PACED_ALL=""
 if ((PACED_RATE > 0)); then
   printf '%s' "$CART_BODY" >"$RAW_DIR/order-body.json"
   paced=()
+  : >"$API_LOG"
   for ((r = 1; r <= RUNS; r++)); do
     say "POST /api/orders at $PACED_RATE req/s (open loop): run $r/$RUNS, ${PACED_DURATION}s"
     line="$("$PACED_BIN" "$BASE/api/orders" "$PACED_RATE" "$PACED_DURATION" "$RAW_DIR/order-body.json" | grep '^PACED_RESULT ' | tail -n 1)" \
       || die "paced_load failed"
     echo "$line" >"$RAW_DIR/order-paced.run$r.txt"
+    # Keep what the API said about failed requests (status and warnings) for this run.
+    grep -E 'status=[45][0-9][0-9]|WARN|ERROR' "$API_LOG" | tail -n 50 >>"$RAW_DIR/order-paced.run$r.txt" || true
+    : >"$API_LOG"
     say "  p95 $(ms "$(field p95_us "$line")"), achieved $(field achieved_rps "$line") req/s, errors $(field errors "$line")"
     paced+=("$line")
     PACED_ALL+="${PACED_ALL:+, }p95 $(ms "$(field p95_us "$line")")"

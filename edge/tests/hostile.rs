@@ -133,6 +133,8 @@ async fn the_native_server_refuses_broken_http_and_huge_heads_and_bodies() {
     let body = "x".repeat(4096);
     let post = format!("POST /api/jobs HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}", body.len());
     assert!(raw(edge.addr, post.as_bytes()).await.starts_with("HTTP/1.1 413"));
+    let (status, headers, _) = fetch_with_body(edge.url(), "x".repeat(2048)).await;
+    assert_eq!((status, headers.get("x-cache").unwrap().to_str().unwrap()), (StatusCode::PAYLOAD_TOO_LARGE, "MISS"));
     let smuggle =
         "POST /api/jobs HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
     // hyper resolves Content-Length + chunked as RFC 9112 §6.3 says (chunked wins) and the
@@ -148,6 +150,16 @@ async fn the_native_server_refuses_broken_http_and_huge_heads_and_bodies() {
     assert_eq!(headers.get("x-cache").unwrap(), "MISS");
     assert!(header_is_set(&headers, "strict-transport-security"));
     edge.stop().await;
+}
+
+async fn fetch_with_body(base: String, body: String) -> (StatusCode, HeaderMap, bytes::Bytes) {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let request = http::Request::post(format!("{base}/api/jobs")).body(Full::new(bytes::Bytes::from(body))).unwrap();
+    let response = client.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
 }
 
 fn header_is_set(headers: &HeaderMap, name: &str) -> bool {

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::{NativeConfig, NativePlatform};
 use crate::config::EdgeConfig;
-use crate::edge::{Edge, error};
+use crate::edge::{Edge, X_CACHE, error};
 use crate::geo::{ClientGeo, LocalGeo};
 use crate::headers::apply_security;
 
@@ -142,6 +142,7 @@ async fn handle(host: Arc<Host>, request: Request<Incoming>, peer: IpAddr) -> Re
                 error(StatusCode::BAD_REQUEST, "bad_request", "could not read the request body")
             };
             apply_security(response.headers_mut(), parts.uri.path().starts_with("/api/"));
+            response.headers_mut().insert(X_CACHE, http::HeaderValue::from_static("MISS"));
             return response.map(Full::new);
         }
     };

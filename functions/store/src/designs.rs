@@ -95,17 +95,47 @@ impl Designs {
             return Ok(Some(ReferenceProblem::VariantNotOfProduct));
         }
         let ids: Vec<Uuid> = artwork.iter().map(AssetId::as_uuid).collect();
+        // An asset belongs to its owner, or — for a cut-out the worker made — to the owner of
+        // the upload its job started from. No owner anywhere in that chain: public.
         let rows = conn
             .query(
                 "checking the design's artwork",
-                "SELECT id FROM assets WHERE id = ANY($1) AND (owner_id = $2 OR owner_id IS NULL) \
-                   AND kind IN ('upload', 'original', 'transparent')",
+                "SELECT a.id FROM assets a \
+                   LEFT JOIN jobs j ON j.id = a.job_id \
+                   LEFT JOIN assets src ON src.id = j.upload_asset_id \
+                 WHERE a.id = ANY($1) AND a.kind IN ('upload', 'original', 'transparent') \
+                   AND (COALESCE(a.owner_id, src.owner_id) IS NULL OR COALESCE(a.owner_id, src.owner_id) = $2)",
                 &[(&ids, Type::UUID_ARRAY), (&user.as_uuid(), Type::UUID)],
             )
             .await?;
         let usable: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
         let missing: Vec<AssetId> = artwork.iter().copied().filter(|a| !usable.contains(&a.as_uuid())).collect();
         Ok((!missing.is_empty()).then_some(ReferenceProblem::UnusableArtwork(missing)))
+    }
+
+    /// Records who started an upload (signed-in uploads only; guests' stay public).
+    pub async fn claim_upload(&self, upload_id: Uuid, user: UserId) -> Result<(), StoreError> {
+        let conn = self.db.primary.conn().await?;
+        conn.query(
+            "recording an upload's owner",
+            "UPDATE uploads SET owner_id = $2 WHERE id = $1 AND owner_id IS NULL",
+            &[(&upload_id, Type::UUID), (&user.as_uuid(), Type::UUID)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives a completed upload's asset the upload's owner (idempotent).
+    pub async fn inherit_upload_owner(&self, upload_id: Uuid, asset_id: Uuid) -> Result<(), StoreError> {
+        let conn = self.db.primary.conn().await?;
+        conn.query(
+            "recording an asset's owner",
+            "UPDATE assets a SET owner_id = u.owner_id FROM uploads u \
+             WHERE u.id = $1 AND a.id = $2 AND a.owner_id IS NULL AND u.owner_id IS NOT NULL",
+            &[(&upload_id, Type::UUID), (&asset_id, Type::UUID)],
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn create(&self, user: UserId, f: &DesignFields) -> Result<Design, StoreError> {

@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::auth::MaybeAuth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
@@ -38,7 +39,13 @@ pub struct StartUpload {
     pub filename: Option<String>,
 }
 
-pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartUpload>) -> Result<Response, ApiError> {
+/// A signed-in caller becomes the upload's owner (and so its asset's and its cut-outs'):
+/// saved designs may use only their own or public (guest) artwork.
+pub async fn start(
+    State(state): State<AppState>,
+    MaybeAuth(user): MaybeAuth,
+    ApiJson(body): ApiJson<StartUpload>,
+) -> Result<Response, ApiError> {
     let format = ImageFormat::from_mime(&body.content_type).ok_or_else(|| {
         ApiError::unprocessable("unsupported_file_type", "content_type", "upload a PNG, JPEG or WebP image")
     })?;
@@ -73,6 +80,9 @@ pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartUp
             asset_id: None,
         })
         .await?;
+    if let Some(user) = &user {
+        state.designs.claim_upload(id, user.id).await?;
+    }
 
     let headers: serde_json::Map<String, serde_json::Value> =
         put.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
@@ -92,6 +102,7 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
     let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
     let upload = state.media.upload(id).await?.ok_or_else(not_found)?;
     if let Some(asset_id) = upload.asset_id {
+        state.designs.inherit_upload_owner(id, asset_id).await?;
         let asset = state.media.asset(asset_id).await?.ok_or_else(ApiError::internal)?;
         return Ok((StatusCode::OK, Json(json!({ "asset": asset }))).into_response());
     }
@@ -140,6 +151,7 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
             },
         )
         .await?;
+    state.designs.inherit_upload_owner(id, asset.id).await?;
     tracing::info!(upload = %id, asset = %asset.id, bytes = upload.byte_size, "upload completed");
     Ok((StatusCode::CREATED, Json(json!({ "asset": asset }))).into_response())
 }

@@ -73,6 +73,19 @@ async fn registration_refuses_weak_passwords_bad_emails_and_duplicates() {
         assert_eq!(r.status(), 422);
         assert_eq!(error_parts(r).await.0, code);
     }
+    let evil = "Robert'); DROP TABLE users;-- \"Zoë\" 🐍 漢字";
+    let r = app
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": "o'brien@example.com", "password": "correct horse battery", "name": evil}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["user"]["name"].as_str(), body["user"]["email"].as_str()),
+        (Some(evil), Some("o'brien@example.com"))
+    );
     app.register("dup@example.com").await;
     let r = app
         .post_json("/api/auth/register", &json!({"email": "DUP@example.com", "password": "correct horse battery"}))

@@ -295,6 +295,25 @@ async fn with_stripe_configured_the_order_uses_stripe_tax_and_a_stripe_intent() 
     assert_eq!(key, format!("order-{}-intent", placed["order"]["id"].as_str().unwrap()));
     // No dev confirmation route with real Stripe.
     assert_eq!(app.http.post(app.url("/api/dev/payments/pi_test_1/confirm")).send().await.unwrap().status(), 404);
+
+    // Stripe's webhook, signed with the endpoint secret, marks the order paid.
+    let order_id: uuid::Uuid = placed["order"]["id"].as_str().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let object =
+        payments::fixtures::IntentObject::succeeded("pi_test_1", order_id, payments::Cents::new(5319 + 124)).to_json();
+    let payload = payments::fixtures::event_payload("evt_stripe_1", "payment_intent.succeeded", now, false, object);
+    let signature = payments::sign(&payload, &payments::WebhookSecret::parse("whsec_test_secret").unwrap(), now);
+    let r = app
+        .http
+        .post(app.url("/api/webhooks/stripe"))
+        .header("stripe-signature", signature)
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let status: String = app.scalar("SELECT payment_status FROM orders").await;
+    assert_eq!(status, "paid");
     app.stop().await;
 }
 

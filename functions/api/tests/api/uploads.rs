@@ -219,3 +219,62 @@ async fn jobs_for_unknown_assets_and_unknown_job_ids_are_refused() {
     assert_eq!(jobs, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_signed_in_upload_and_its_cut_out_belong_to_the_uploader_for_saved_designs() {
+    let app = TestApp::spawn().await;
+    let (owner, owner_token) = app.register("artist@example.com").await;
+    let (_, other_token) = app.register("copycat@example.com").await;
+    let png = tiny_png();
+    let started: Value = app
+        .http
+        .post(app.url("/api/uploads"))
+        .bearer_auth(&owner_token)
+        .json(&json!({"content_type": "image/png", "byte_size": png.len()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upload = &started["upload"];
+    let put = app
+        .http
+        .put(upload["put"]["url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let done: Value =
+        app.http.post(app.url(upload["complete_url"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let asset = done["asset"]["id"].as_str().unwrap().to_owned();
+    let stored_owner: Option<uuid::Uuid> =
+        app.scalar(&format!("SELECT owner_id FROM assets WHERE id = '{asset}'")).await;
+    assert_eq!(stored_owner.map(|u| u.to_string()), Some(owner.clone()));
+
+    // A cut-out the worker made from it (no owner of its own) belongs to the uploader too.
+    let job: String = app
+        .scalar(&format!("INSERT INTO jobs (upload_asset_id, status) VALUES ('{asset}', 'queued') RETURNING id::text"))
+        .await;
+    let cutout: String = app
+        .scalar(&format!(
+            "INSERT INTO assets (object_key, content_type, byte_size, kind, job_id) \
+             VALUES ('cutouts/{job}/transparent.png', 'image/png', 10, 'transparent', '{job}') RETURNING id::text"
+        ))
+        .await;
+    let product: String = app.scalar("SELECT id::text FROM products WHERE slug = 'classic-tee'").await;
+    let design = |art: &str| {
+        json!({"name": "d", "product_id": product,
+               "design_data": {"front": [{"artwork_id": art, "x": 0, "y": 0, "width": 1, "height": 1}]}})
+    };
+    for art in [&asset, &cutout] {
+        let theirs = app.send_json_as(reqwest::Method::POST, "/api/designs", &other_token, &design(art)).await;
+        assert_eq!(theirs.status(), 422, "someone else's artwork");
+        assert_eq!(error_parts(theirs).await.0, "unknown_artwork");
+        let mine = app.send_json_as(reqwest::Method::POST, "/api/designs", &owner_token, &design(art)).await;
+        assert_eq!(mine.status(), 201);
+    }
+    app.stop().await;
+}
