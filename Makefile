@@ -12,7 +12,7 @@
 #   make bench-edge the release edge: hit/miss throughput, miss overhead, Artillery hit ratio
 #   make bench-cutout  this engine vs rembg (onnxruntime) on the same photos and cores
 #   make model      fetch the cut-out model weights (checksummed) into models/
-#   make deploy     not implemented yet (a later issue)
+#   make deploy     migrations, Lambda functions (cargo-lambda), edge (wrangler); checks first
 #   make clean-dev  stop the project-local Postgres cluster and delete .dev/
 
 SHELL := bash
@@ -115,10 +115,8 @@ model:
 	@test -x scripts/fetch-model.sh || { echo "error: scripts/fetch-model.sh is missing or not executable" >&2; exit 1; }
 	scripts/fetch-model.sh
 
-deploy:
-	@echo "make deploy: not yet implemented. Deploying (SAM template, wrangler) is a later issue;" >&2
-	@echo "see the issue tracker (issue 2 lists deploy under 'Not in this issue')." >&2
-	@exit 1
+deploy: check-cargo
+	scripts/deploy.sh
 
 clean-dev:
 	$(MOTO) stop

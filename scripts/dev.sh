@@ -127,6 +127,9 @@ export MODELS_DIR="${MODELS_DIR:-$PWD/models}"
 #    .dev/objects served with expiring signed URLs, in-process queue feeding the worker
 #    real SqsEvent batches.
 export OBJECT_STORE="${OBJECT_STORE:-local}" QUEUE="${QUEUE:-memory}"
+# Admin catalog writes purge the edge's cache (the API and the edge share this secret).
+export EDGE_PURGE_SECRET="${EDGE_PURGE_SECRET:-dev-only-purge-secret-0123456789abcdef}"
+export EDGE_PURGE_URL="${EDGE_PURGE_URL:-$EDGE_URL/__edge/purge}"
 export LOCAL_OBJECTS_DIR="${LOCAL_OBJECTS_DIR:-$PWD/.dev/objects}" LOCAL_OBJECTS_PUBLIC_URL="${LOCAL_OBJECTS_PUBLIC_URL:-$API_URL}"
 say "building the API, the worker and the edge"
 cargo build -p stolentee-dev-stack --bin stolentee-dev -p stolentee-edge --bin stolentee-edge
@@ -143,7 +146,6 @@ export EDGE_FALLBACK_POOL="${EDGE_FALLBACK_POOL:-us-west}"
 export EDGE_HEALTH_PROBE_SECS="${EDGE_HEALTH_PROBE_SECS:-5}"
 export EDGE_AFFINITY_COOKIE="${EDGE_AFFINITY_COOKIE:-on}"
 export EDGE_CORS_ORIGINS="${EDGE_CORS_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
-export EDGE_PURGE_SECRET="${EDGE_PURGE_SECRET:-dev-only-purge-secret-0123456789abcdef}"
 start_bg edge cargo run -p stolentee-edge --bin stolentee-edge
 wait_ready edge "$EDGE_URL/__edge/health" "${PIDS[-1]}"
 

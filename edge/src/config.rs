@@ -186,6 +186,7 @@ impl EdgeConfig {
             api: rule("EDGE_RATE_API", defaults.api)?,
             uploads: rule("EDGE_RATE_UPLOADS", defaults.uploads)?,
             login_failures: rule("EDGE_RATE_LOGIN_FAILURES", defaults.login_failures)?,
+            job_polls: rule("EDGE_RATE_JOB_POLLS", defaults.job_polls)?,
             ..defaults
         };
 

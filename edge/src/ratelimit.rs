@@ -24,6 +24,10 @@ pub enum RouteClass {
     Upload,
     /// Failed logins: checked before, charged only when the origin refuses the login.
     LoginFailure,
+    /// Reading a cut-out job's status (`GET /api/jobs/{id}`). The storefront polls it every
+    /// 2 s while a cut-out runs, which alone would spend the `/api/` budget (100 per 15 min)
+    /// in about three minutes, so polls draw from their own, larger bucket instead.
+    JobPoll,
 }
 
 impl RouteClass {
@@ -32,6 +36,7 @@ impl RouteClass {
             Self::Api => "api",
             Self::Upload => "upload",
             Self::LoginFailure => "login",
+            Self::JobPoll => "poll",
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct RateLimits {
     pub api: Rule,
     pub uploads: Rule,
     pub login_failures: Rule,
+    pub job_polls: Rule,
     pub uploads_path: String,
     pub login_path: String,
     /// Paths never limited (the Stripe webhook).
@@ -94,6 +100,8 @@ impl Default for RateLimits {
             api: Rule { limit: 100, period: Duration::from_secs(15 * 60) },
             uploads: Rule { limit: 10, period: Duration::from_secs(3600) },
             login_failures: Rule { limit: 5, period: Duration::from_secs(15 * 60) },
+            // One poll every 2 s is 450 per 15 min; room for two jobs at once.
+            job_polls: Rule { limit: 900, period: Duration::from_secs(15 * 60) },
             uploads_path: "/api/uploads".into(),
             login_path: "/api/auth/login".into(),
             exempt_paths: vec!["/api/webhooks/stripe".into()],
@@ -117,6 +125,7 @@ impl RateLimits {
             RouteClass::Api => self.api,
             RouteClass::Upload => self.uploads,
             RouteClass::LoginFailure => self.login_failures,
+            RouteClass::JobPoll => self.job_polls,
         }
     }
 
@@ -129,6 +138,11 @@ impl RateLimits {
             || self.exempt_paths.iter().any(|p| trimmed == p.trim_end_matches('/'))
         {
             return Vec::new();
+        }
+        if (method == Method::GET || method == Method::HEAD)
+            && trimmed.strip_prefix("/api/jobs/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        {
+            return vec![Charge::Take(RouteClass::JobPoll)];
         }
         let mut charges = vec![Charge::Take(RouteClass::Api)];
         if method == Method::POST && trimmed == self.uploads_path.trim_end_matches('/') {
@@ -273,6 +287,19 @@ mod tests {
             vec![Charge::Take(RouteClass::Api), Charge::Take(RouteClass::Upload)]
         );
         assert_eq!(limits.charges(&Method::POST, "/api/uploads/1/complete"), vec![Charge::Take(RouteClass::Api)]);
+    }
+
+    #[test]
+    fn job_status_polls_draw_from_their_own_bucket() {
+        let limits = RateLimits::default();
+        assert_eq!(limits.charges(&Method::GET, "/api/jobs/abc"), vec![Charge::Take(RouteClass::JobPoll)]);
+        assert_eq!(limits.charges(&Method::HEAD, "/api/jobs/abc/"), vec![Charge::Take(RouteClass::JobPoll)]);
+        // Starting a job, listing, or anything deeper is ordinary API traffic.
+        assert_eq!(limits.charges(&Method::POST, "/api/jobs"), vec![Charge::Take(RouteClass::Api)]);
+        assert_eq!(limits.charges(&Method::GET, "/api/jobs/"), vec![Charge::Take(RouteClass::Api)]);
+        assert_eq!(limits.charges(&Method::GET, "/api/jobs/a/b"), vec![Charge::Take(RouteClass::Api)]);
+        // Polling every 2 s for 15 minutes fits.
+        assert!(limits.job_polls.limit >= 15 * 60 / 2);
     }
 
     #[test]

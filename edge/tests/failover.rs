@@ -32,9 +32,10 @@ async fn edge_in_front_of(eu: &RealOrigin, us: &RealOrigin, extra: &[(&str, &str
 async fn killing_an_origin_during_a_stream_of_gets_fails_no_client_request() {
     let eu = RealOrigin::start("eu").await;
     let us = RealOrigin::start("us").await;
-    // 1200 requests from one address: far beyond the /api/ rate limit, which is not the
-    // subject here.
-    let edge = edge_in_front_of(&eu, &us, &[("EDGE_RATE_API", "100000/1m")]).await;
+    // 1200 requests from one address: far beyond the rate limits (job polls have their own
+    // bucket), which are not the subject here.
+    let edge =
+        edge_in_front_of(&eu, &us, &[("EDGE_RATE_API", "100000/1m"), ("EDGE_RATE_JOB_POLLS", "100000/1m")]).await;
     let url = format!("{}/api/jobs/42", edge.url());
 
     const CLIENTS: usize = 8;

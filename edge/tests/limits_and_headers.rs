@@ -30,25 +30,42 @@ async fn the_101st_api_request_in_15_minutes_gets_429_with_retry_after() {
     let h = Harness::new(&[]);
     api_ok(&h);
     for i in 0..100 {
-        let r = h.send_from(request(Method::GET, "/api/jobs/1", &[]), ip("198.51.100.1")).await.response;
+        let r = h.send_from(request(Method::GET, "/api/orders/1", &[]), ip("198.51.100.1")).await.response;
         assert_eq!(r.status(), StatusCode::OK, "request {i}");
     }
-    let r = h.send_from(request(Method::GET, "/api/jobs/1", &[]), ip("198.51.100.1")).await.response;
+    let r = h.send_from(request(Method::GET, "/api/orders/1", &[]), ip("198.51.100.1")).await.response;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&r, "retry-after"), Some("9"), "one token per 9 s");
     assert!(support::body(&r).contains("rate_limited"));
     assert_eq!(h.origins().total(), 100, "refused requests never reach the origin");
 
     // Someone else is unaffected; assets and the edge's own endpoints are not limited.
-    let other = h.send_from(request(Method::GET, "/api/jobs/1", &[]), ip("198.51.100.2")).await.response;
+    let other = h.send_from(request(Method::GET, "/api/orders/1", &[]), ip("198.51.100.2")).await.response;
     assert_eq!(other.status(), StatusCode::OK);
     let asset = h.send_from(request(Method::GET, "/assets/x.png", &[]), ip("198.51.100.1")).await.response;
     assert_eq!(asset.status(), StatusCode::NOT_FOUND);
 
     // Tokens come back with time.
     h.clock().advance(Duration::from_secs(9));
-    let r = h.send_from(request(Method::GET, "/api/jobs/1", &[]), ip("198.51.100.1")).await.response;
+    let r = h.send_from(request(Method::GET, "/api/orders/1", &[]), ip("198.51.100.1")).await.response;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_storefront_polling_a_job_every_2_s_for_15_minutes_is_not_limited() {
+    let h = Harness::new(&[]);
+    api_ok(&h);
+    let client = ip("198.51.100.7");
+    for i in 0..450 {
+        let r = h.send_from(request(Method::GET, "/api/jobs/1", &[]), client).await.response;
+        assert_eq!(r.status(), StatusCode::OK, "poll {i}");
+        h.clock().advance(Duration::from_secs(2));
+    }
+    // The polls did not spend the /api/ budget: a full 100 other API calls still pass.
+    for i in 0..100 {
+        let r = h.send_from(request(Method::GET, "/api/orders/1", &[]), client).await.response;
+        assert_eq!(r.status(), StatusCode::OK, "api request {i}");
+    }
 }
 
 #[tokio::test]
@@ -173,8 +190,8 @@ async fn every_response_carries_the_security_headers_and_api_ones_a_csp() {
     // Even a 429 has them.
     let h = Harness::new(&[("EDGE_RATE_API", "1/1h")]);
     api_ok(&h);
-    h.send(request(Method::GET, "/api/jobs/1", &[]), None).await;
-    let r = h.send(request(Method::GET, "/api/jobs/1", &[]), None).await.response;
+    h.send(request(Method::GET, "/api/orders/1", &[]), None).await;
+    let r = h.send(request(Method::GET, "/api/orders/1", &[]), None).await.response;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(header(&r, "content-security-policy").unwrap().contains("default-src 'none'"));
 }
