@@ -114,9 +114,17 @@ DATABASE_URL="$(scripts/pg.sh ensure)"
 export DATABASE_URL
 if ((pg_was_running == 0)) && scripts/pg.sh status >/dev/null 2>&1; then PG_STARTED=1; fi
 
-# 2. Migrations + seed
+# 2. Build every binary in one cargo invocation, then run them from the target directory:
+#    separate `cargo run -p …` calls unify features per package set and rebuilt the shared
+#    dependencies up to three times (measured: +8 min on 2 cores).
+say "building migrate, the API + worker and the edge"
+cargo build -p stolentee-store --bin migrate -p stolentee-dev-stack --bin stolentee-dev \
+  -p stolentee-edge --bin stolentee-edge
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+# Migrations + seed
 say "migrating and seeding"
-cargo run -p stolentee-store --bin migrate -- --seed
+"$BIN/migrate" --seed
 
 # 3. The cut-out model (md5-checked; fetched once)
 say "checking the cut-out model"
@@ -131,9 +139,7 @@ export OBJECT_STORE="${OBJECT_STORE:-local}" QUEUE="${QUEUE:-memory}"
 export EDGE_PURGE_SECRET="${EDGE_PURGE_SECRET:-dev-only-purge-secret-0123456789abcdef}"
 export EDGE_PURGE_URL="${EDGE_PURGE_URL:-$EDGE_URL/__edge/purge}"
 export LOCAL_OBJECTS_DIR="${LOCAL_OBJECTS_DIR:-$PWD/.dev/objects}" LOCAL_OBJECTS_PUBLIC_URL="${LOCAL_OBJECTS_PUBLIC_URL:-$API_URL}"
-say "building the API, the worker and the edge"
-cargo build -p stolentee-dev-stack --bin stolentee-dev -p stolentee-edge --bin stolentee-edge
-start_bg api+worker cargo run -p stolentee-dev-stack --bin stolentee-dev
+start_bg api+worker "$BIN/stolentee-dev"
 API_PID="${PIDS[-1]}"
 wait_ready api "$API_URL/health/ready" "$API_PID"
 wait_ready api-second "$API2_URL/health/ready" "$API_PID"
@@ -146,7 +152,7 @@ export EDGE_FALLBACK_POOL="${EDGE_FALLBACK_POOL:-us-west}"
 export EDGE_HEALTH_PROBE_SECS="${EDGE_HEALTH_PROBE_SECS:-5}"
 export EDGE_AFFINITY_COOKIE="${EDGE_AFFINITY_COOKIE:-on}"
 export EDGE_CORS_ORIGINS="${EDGE_CORS_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
-start_bg edge cargo run -p stolentee-edge --bin stolentee-edge
+start_bg edge "$BIN/stolentee-edge"
 wait_ready edge "$EDGE_URL/__edge/health" "${PIDS[-1]}"
 
 # ---------------------------------------------------------------------------------------
