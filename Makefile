@@ -57,10 +57,10 @@ dev: check-cargo
 	scripts/dev.sh
 
 migrate: check-cargo
-	DATABASE_URL="$$($(PG) ensure)" $(CARGO) run -p stolentee-store --bin migrate
+	DATABASE_URL="$$($(PG) ensure)" $(CARGO) run -p stolentee-db --bin migrate
 
 seed: check-cargo
-	DATABASE_URL="$$($(PG) ensure)" $(CARGO) run -p stolentee-store --bin migrate -- --seed
+	DATABASE_URL="$$($(PG) ensure)" $(CARGO) run -p stolentee-db --bin migrate -- --seed
 
 fmt: check-rustfmt
 	$(CARGO) fmt --all

@@ -3,7 +3,7 @@
 #
 # Steps (all visible below):
 #   1. wrk (apt-get install when root on Debian), curl, jq or python3
-#   2. cargo build --release -p stolentee-api -p stolentee-store
+#   2. cargo build --release -p stolentee-api -p stolentee-db
 #   3. Postgres via scripts/pg.sh, database `stolentee_bench` on that server, migrated +
 #      seeded with the release `migrate --seed`
 #   4. release `api` on BENCH_BIND (127.0.0.1:3100), RUST_LOG=info, logs to target/bench/api.log
@@ -116,8 +116,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 2. build ------------------------------------------------------------------------------
-say "cargo build --release -p stolentee-api -p stolentee-store (+ example paced_load)"
-cargo build --release -p stolentee-api -p stolentee-store --bins --example paced_load
+say "cargo build --release -p stolentee-api -p stolentee-db (+ example paced_load)"
+cargo build --release -p stolentee-api -p stolentee-db --bins --example paced_load
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | json .target_directory)"
 [[ -n "$TARGET_DIR" ]] || die "could not read target_directory from cargo metadata"
 API_BIN="$TARGET_DIR/release/api"

@@ -50,7 +50,7 @@ fi
 
 if wants migrations; then
   echo "==> migrations"
-  cargo run --release -p stolentee-store --bin migrate
+  cargo run --release -p stolentee-db --bin migrate
 fi
 if wants functions; then
   echo "==> functions: build"

@@ -3,7 +3,7 @@
 #
 #   1. Postgres: the server at DATABASE_URL if it answers, else a project-local cluster
 #      (scripts/pg.sh ensure)
-#   2. migrations + seed catalog (stolentee-store `migrate --seed`, idempotent)
+#   2. migrations + seed catalog (stolentee-db `migrate --seed`, idempotent)
 #   3. the API function + remove-bg worker (stolentee-dev) on API_BIND (default
 #      127.0.0.1:3000) and, as a second origin pool, on API_BIND_SECOND (127.0.0.1:3001)
 #   4. the edge (stolentee-edge) on EDGE_BIND (127.0.0.1:8787) in front of both: pool
@@ -118,7 +118,7 @@ if ((pg_was_running == 0)) && scripts/pg.sh status >/dev/null 2>&1; then PG_STAR
 #    separate `cargo run -p …` calls unify features per package set and rebuilt the shared
 #    dependencies up to three times (measured: +8 min on 2 cores).
 say "building migrate, the API + worker and the edge"
-cargo build -p stolentee-store --bin migrate -p stolentee-dev-stack --bin stolentee-dev \
+cargo build -p stolentee-db --bin migrate -p stolentee-dev-stack --bin stolentee-dev \
   -p stolentee-edge --bin stolentee-edge
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # moto's server: a real S3 + SQS API on 127.0.0.1 for the store crate's integration tests
-# (functions/store/tests/objects.rs and queue.rs) and for trying the S3/SQS adapters locally.
+# (functions/objects/tests and functions/queue/tests) and for trying the S3/SQS adapters locally.
 #
 #   scripts/moto.sh start    create (idempotently) the virtualenv <repo>/.venv-moto with
 #                            moto[server], start moto_server in the background unless it already

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use db::{Catalog, MethodAvailability, StoreError, VariantForSale};
 use domain::{DecorationMethod, MethodName, PriceRule, Product, Slug, VariantId};
 use moka::future::Cache;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use store::{Catalog, MethodAvailability, StoreError, VariantForSale};
 
 /// A rendered catalog response: `None` body means "not found".
 #[derive(Clone)]

@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use store::objects::ObjectsConfig;
-use store::queue::QueueConfig;
-use store::{ConfigError, DbConfig};
+use config::{ConfigError, Env};
+use db::DbConfig;
+use objects::ObjectsConfig;
+use queue::QueueConfig;
+use serde::Deserialize;
 
 use crate::auth::AuthConfig;
 
@@ -13,10 +15,13 @@ use crate::auth::AuthConfig;
 pub struct ApiConfig {
     /// Where the local server listens (`API_BIND`, default 127.0.0.1:3000). Unused in Lambda.
     pub bind: SocketAddr,
+    /// A second local address serving the same app (`API_BIND_SECOND`): `make dev` runs two
+    /// origins so the edge has pools to choose between. Unused in Lambda.
+    pub second_bind: Option<SocketAddr>,
     pub db: DbConfig,
-    /// `OBJECT_STORE=s3|local` and its keys (see `store::objects::config`).
+    /// `OBJECT_STORE=s3|local` and its keys (see `objects::config`).
     pub objects: ObjectsConfig,
-    /// `QUEUE=sqs|memory` and its keys (see `store::queue::config`).
+    /// `QUEUE=sqs|memory` and its keys (see `queue::config`).
     pub queue: QueueConfig,
     /// How long an instance serves catalog data from memory (`CATALOG_CACHE_TTL_SECS`,
     /// default 60). A catalog change made in SQL is visible everywhere after this.
@@ -50,73 +55,82 @@ impl std::fmt::Debug for EdgePurgeConfig {
     }
 }
 
-impl ApiConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok(), store::telemetry::in_lambda())
-    }
+/// The API's own variables, as they are set (the sections it shares with other binaries
+/// have their own settings structs).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct ApiSettings {
+    pub api_bind: Option<SocketAddr>,
+    /// `make dev`'s second origin (the edge's second pool): same app, another address.
+    pub api_bind_second: Option<SocketAddr>,
+    #[serde(default = "defaults::catalog_ttl_secs")]
+    pub catalog_cache_ttl_secs: u64,
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: u64,
+    pub edge_purge_url: Option<String>,
+    pub edge_purge_secret: Option<String>,
+}
 
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>, in_lambda: bool) -> Result<Self, ConfigError> {
-        let db = DbConfig::from_lookup(&var, in_lambda)?;
-        let objects = ObjectsConfig::from_lookup(&var, in_lambda)?;
-        let queue = QueueConfig::from_lookup(&var, in_lambda)?;
-        let bind = match var("API_BIND") {
-            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
-            Some(raw) => raw.parse().map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
-                key: "API_BIND",
-                reason: e.to_string(),
-            })?,
-        };
-        let number = |key: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
-            let value = match var(key) {
-                None => default,
-                Some(raw) => raw
-                    .trim()
-                    .parse()
-                    .map_err(|e: std::num::ParseIntError| ConfigError::Invalid { key, reason: e.to_string() })?,
-            };
+mod defaults {
+    pub fn catalog_ttl_secs() -> u64 {
+        60
+    }
+    pub fn request_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn max_body_bytes() -> u64 {
+        64 * 1024
+    }
+}
+
+impl ApiConfig {
+    /// Reads every section the API needs from one snapshot of the environment.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let in_lambda = env.in_lambda();
+        let s: ApiSettings = env.parse()?;
+        let at_least = |key: &'static str, value: u64, min: u64| -> Result<u64, ConfigError> {
             if value < min {
-                return Err(ConfigError::Invalid { key, reason: format!("must be at least {min}") });
+                return Err(ConfigError::invalid(key, &value.to_string(), format!("must be at least {min}")));
             }
             Ok(value)
         };
-        let auth = AuthConfig::from_lookup(&var, in_lambda)?;
-        let payments = payments::PaymentsConfig::from_lookup(&var, in_lambda).map_err(|e| match e {
-            payments::ConfigError::Missing(key) => ConfigError::Missing(key),
-            payments::ConfigError::Invalid { key, reason } => ConfigError::Invalid { key, reason },
-        })?;
-        let present = |key: &str| var(key).filter(|v| !v.trim().is_empty());
-        let edge_purge = match (present("EDGE_PURGE_URL"), present("EDGE_PURGE_SECRET")) {
+        let edge_purge = match (s.edge_purge_url, s.edge_purge_secret) {
             (None, None) => None,
             (Some(url), Some(secret)) => {
-                let url = url.trim().to_owned();
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ConfigError::Invalid {
-                        key: "EDGE_PURGE_URL",
-                        reason: "expected an http(s):// URL".into(),
-                    });
+                config::check_http_url("EDGE_PURGE_URL", &url)?;
+                if secret.len() < 32 {
+                    return Err(ConfigError::invalid(
+                        "EDGE_PURGE_SECRET",
+                        &secret,
+                        "must be at least 32 bytes (the edge refuses shorter ones)",
+                    ));
                 }
-                if secret.trim().len() < 32 {
-                    return Err(ConfigError::Invalid {
-                        key: "EDGE_PURGE_SECRET",
-                        reason: "must be at least 32 bytes (the edge refuses shorter ones)".into(),
-                    });
-                }
-                Some(EdgePurgeConfig { url, secret: secret.trim().to_owned() })
+                Some(EdgePurgeConfig { url, secret })
             }
             (Some(_), None) => return Err(ConfigError::Missing("EDGE_PURGE_SECRET")),
             (None, Some(_)) => return Err(ConfigError::Missing("EDGE_PURGE_URL")),
         };
         Ok(Self {
-            auth,
-            payments,
+            bind: s.api_bind.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 3000))),
+            second_bind: s.api_bind_second,
+            db: DbConfig::from_env(env)?,
+            objects: ObjectsConfig::from_env(env)?,
+            queue: QueueConfig::from_env(env)?,
+            auth: AuthConfig::from_env(env)?,
+            payments: payments::PaymentsConfig::from_lookup(|k| env.get(k).map(str::to_owned), in_lambda).map_err(
+                |e| match e {
+                    payments::ConfigError::Missing(key) => ConfigError::Missing(key),
+                    payments::ConfigError::Invalid { key, reason } => {
+                        ConfigError::Invalid { key, value: String::new(), reason }
+                    }
+                },
+            )?,
             edge_purge,
-            bind,
-            db,
-            objects,
-            queue,
-            catalog_ttl: Duration::from_secs(number("CATALOG_CACHE_TTL_SECS", 60, 0)?),
-            request_timeout: Duration::from_millis(number("REQUEST_TIMEOUT_MS", 10_000, 100)?),
-            max_body_bytes: number("MAX_BODY_BYTES", 64 * 1024, 1024)? as usize,
+            catalog_ttl: Duration::from_secs(s.catalog_cache_ttl_secs),
+            request_timeout: Duration::from_millis(at_least("REQUEST_TIMEOUT_MS", s.request_timeout_ms, 100)?),
+            max_body_bytes: at_least("MAX_BODY_BYTES", s.max_body_bytes, 1024)? as usize,
             in_lambda,
         })
     }

@@ -9,11 +9,20 @@
 //! `x-request-id` header and the logs. Handlers return [`ApiError`]; the request middleware
 //! adds the request id when it writes the body, so every error — including unknown routes,
 //! timeouts and caught panics — carries it.
+//!
+//! Every library error's mapping to a status and code lives at the end of this file, so a
+//! code is defined once and handlers only write `?`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use db::StoreError;
+use domain::Cart;
+use objects::ObjectError;
+use payments::{LocalError, PaymentError, WebhookError};
 use serde::Serialize;
-use store::StoreError;
+
+use crate::services::checkout::CheckoutError;
+use crate::services::payment_events::PaymentEventError;
 
 /// An error response waiting for its request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,5 +122,119 @@ impl From<StoreError> for ApiError {
 impl From<std::sync::Arc<StoreError>> for ApiError {
     fn from(e: std::sync::Arc<StoreError>) -> Self {
         Self::from(&*e)
+    }
+}
+
+// --- Every library error's mapping to a response, in one place -----------------------------
+
+impl From<domain::CartError> for ApiError {
+    fn from(e: domain::CartError) -> Self {
+        Self::unprocessable(e.code, e.field, e.message)
+    }
+}
+
+impl From<domain::ProductError> for ApiError {
+    fn from(e: domain::ProductError) -> Self {
+        Self::unprocessable(domain::ProductError::CODE, e.field, e.message)
+    }
+}
+
+impl From<ObjectError> for ApiError {
+    /// Storage faults: transient ones are the client's to retry, the rest are ours. A missing
+    /// or oversized object can only be an upload the client did not (or not rightly) send.
+    fn from(e: ObjectError) -> Self {
+        match e {
+            ObjectError::NotFound(_) => {
+                Self::new(StatusCode::CONFLICT, "upload_not_received", "the file is not in storage")
+            }
+            ObjectError::TooLarge { .. } => {
+                Self::unprocessable("upload_size_mismatch", "byte_size", "the stored file is larger than declared")
+            }
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "object store unavailable");
+                Self::unavailable("storage_unavailable", "storage is unavailable; retry shortly", 1)
+            }
+            e => {
+                tracing::error!(error = %e, "object store error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(e: PaymentError) -> Self {
+        let code = e.code();
+        let status = match code {
+            "card_error" => StatusCode::PAYMENT_REQUIRED,
+            "payment_provider_unavailable" => {
+                return Self::unavailable(code, "the payment provider is unavailable; retry shortly", 2);
+            }
+            "payment_request_invalid" => StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_intent_not_found" => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        tracing::warn!(error = %e, code, "payment provider error");
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        if matches!(e, WebhookError::NoSecretConfigured) {
+            tracing::error!("webhook received but no signing secret is configured");
+            return Self::internal();
+        }
+        tracing::warn!(code = e.code(), error = %e, "webhook refused");
+        Self::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+    }
+}
+
+impl From<LocalError> for ApiError {
+    /// The dev payment route's failures (the local provider only).
+    fn from(e: LocalError) -> Self {
+        match e {
+            LocalError::UnknownIntent(_) => Self::not_found("payment intent"),
+            LocalError::InvalidState { .. } => Self::new(StatusCode::CONFLICT, "invalid_intent_state", e.to_string()),
+            other => Self::unprocessable("payment_request_invalid", "intent_id", other.to_string()),
+        }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::EmailRequired => {
+                Self::unprocessable("email_required", "email", "an e-mail address is needed for the receipt")
+            }
+            CheckoutError::UnknownDesign { line } => Self::unprocessable(
+                "unknown_design",
+                format!("items[{line}].design_id"),
+                "no saved design of yours has this id",
+            ),
+            CheckoutError::Unpriceable { line, error } => {
+                Self::unprocessable(error.code(), Cart::quote_error_field(line, &error.field()), error.to_string())
+            }
+            CheckoutError::TotalOutOfRange => {
+                Self::unprocessable("quote_overflow", "items", "the order total is out of range")
+            }
+            CheckoutError::NothingToPay => Self::unprocessable("invalid_cart", "items", "an order must cost something"),
+            CheckoutError::KeyReused => Self::unprocessable(
+                "idempotency_key_reused",
+                "Idempotency-Key",
+                "this Idempotency-Key was used for a different cart; use a new key for a new order",
+            ),
+            CheckoutError::Payment(e) => e.into(),
+            CheckoutError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PaymentEventError> for ApiError {
+    fn from(e: PaymentEventError) -> Self {
+        match e {
+            PaymentEventError::Refused(e) => e.into(),
+            PaymentEventError::Store(e) => e.into(),
+        }
     }
 }

@@ -13,43 +13,34 @@ pub mod json;
 pub mod middleware;
 pub mod purge;
 pub mod routes;
+pub mod services;
 
 pub use app::{App, AppState, router, with_layers};
 pub use config::ApiConfig;
 pub use error::ApiError;
 
 /// Serves `app` the way the environment asks: the Lambda runtime when
-/// `AWS_LAMBDA_RUNTIME_API` is set, otherwise HTTP on `config.bind` until Ctrl-C or SIGTERM.
+/// `AWS_LAMBDA_RUNTIME_API` is set, otherwise HTTP on `config.bind` (and on
+/// `config.second_bind`, the same app, when set) until Ctrl-C or SIGTERM.
 pub async fn serve(app: App, config: &ApiConfig) -> anyhow::Result<()> {
-    use anyhow::Context;
-
     if config.in_lambda {
         return lambda_http::run(app.router).await.map_err(|e| anyhow::anyhow!("lambda runtime: {e}"));
     }
-    let listener =
-        tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
-    tracing::info!(url = %format!("http://{}", listener.local_addr()?), "listening");
-    axum::serve(listener, app.router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")
+    match config.second_bind {
+        None => serve_http(app.router, config.bind).await,
+        Some(second) => {
+            tokio::try_join!(serve_http(app.router.clone(), config.bind), serve_http(app.router, second)).map(drop)
+        }
+    }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-    tracing::info!("shutting down");
+async fn serve_http(router: axum::Router, bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    tracing::info!(url = %format!("http://{}", listener.local_addr()?), "listening");
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(runtime::shutdown::signal())
+        .await
+        .context("serving HTTP")
 }

@@ -15,11 +15,7 @@ use crate::error::{CutoutError, ModelError};
 use crate::model::{ModelSpec, Preprocess};
 use crate::postprocess::post_process_mask;
 use crate::resample::resize_lanczos;
-
-/// Environment variable setting the number of threads tract's matrix kernels use.
-pub const ENV_THREADS: &str = "CUTOUT_THREADS";
-/// Environment variable that, set to `0`, disables the Resize→matmul graph rewrite.
-pub const ENV_RESIZE_MATMUL: &str = "CUTOUT_RESIZE_MATMUL";
+use crate::settings::EngineSettings;
 
 type Plan = TypedSimplePlan;
 
@@ -49,20 +45,6 @@ impl EngineOptions {
     /// `threads` threads, everything else default.
     pub fn with_threads(threads: usize) -> EngineOptions {
         EngineOptions { threads, ..EngineOptions::default() }
-    }
-
-    /// Defaults overridden by `CUTOUT_THREADS` when it holds a positive integer, and by
-    /// `CUTOUT_RESIZE_MATMUL=0`.
-    pub fn from_env() -> EngineOptions {
-        let mut o = EngineOptions::default();
-        if std::env::var(ENV_RESIZE_MATMUL).is_ok_and(|v| v.trim() == "0") {
-            o.resize_as_matmul = false;
-        }
-        if let Some(n) = std::env::var(ENV_THREADS).ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
-        {
-            o.threads = n;
-        }
-        o
     }
 }
 
@@ -137,15 +119,16 @@ fn executor(threads: usize) -> tract_linalg::multithread::Executor {
 }
 
 impl Engine {
-    /// Loads `spec` with [`EngineOptions::from_env`].
+    /// Loads `spec` with default options (all cores).
     pub fn load(spec: &ModelSpec) -> Result<Engine, ModelError> {
-        Engine::load_with(spec, EngineOptions::from_env())
+        Engine::load_with(spec, EngineOptions::default())
     }
 
-    /// Loads the model configured by the environment (`MODEL_PATH`, `CUTOUT_MODEL`,
-    /// `MODELS_DIR`, `CUTOUT_THREADS`; see [`ModelSpec::from_env`]).
-    pub fn from_env() -> Result<Engine, ModelError> {
-        Engine::load_with(&ModelSpec::from_env()?, EngineOptions::from_env())
+    /// Loads the model `settings` name, run as they say (see [`EngineSettings`]).
+    pub fn from_settings(settings: &EngineSettings) -> Result<Engine, ModelError> {
+        let spec = settings.model_spec()?;
+        let path = spec.resolve_in(&settings.search_dirs())?;
+        Engine::load_file(&path, spec.known_name().map(|n| n.preprocess()), settings.options())
     }
 
     /// Resolves `spec` to a file and loads it.

@@ -95,14 +95,16 @@ mod model;
 mod postprocess;
 mod resample;
 mod rewrite;
+mod settings;
 
 pub use decode::{decode_image, probe, DecodeLimits, ImageInfo, ACCEPTED_FORMATS};
 pub use encode::{dpi_to_ppm, encode_mask_png, encode_rgba_png, PngCompression, PRINT_DPI};
-pub use engine::{Cutout, CutoutOptions, Engine, EngineOptions, ENV_RESIZE_MATMUL, ENV_THREADS};
+pub use engine::{Cutout, CutoutOptions, Engine, EngineOptions};
 pub use error::{CutoutError, ImageError, ModelError};
-pub use model::{ModelName, ModelSpec, Preprocess, ENV_MODEL, ENV_MODELS_DIR, ENV_MODEL_PATH};
+pub use model::{default_search_dirs, ModelName, ModelSpec, Preprocess};
 pub use postprocess::post_process_mask;
 pub use resample::resize_lanczos;
+pub use settings::EngineSettings;
 
 /// Sets tract's process-wide default executor to a pool of `threads` threads (1 = single
 /// thread). Call it once at start-up. Engines carry their own pool as well (see

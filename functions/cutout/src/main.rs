@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use cutout::{CutoutOptions, Engine, EngineOptions, ModelSpec, PngCompression};
+use cutout::{CutoutOptions, Engine, EngineSettings, ModelSpec, PngCompression};
 
 #[derive(Parser, Debug)]
 #[command(name = "cutout", version, about = "Remove image backgrounds (rembg-compatible U²-Net on tract)")]
@@ -87,20 +87,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// The engine settings from the environment, read once (`MODEL_PATH`, `CUTOUT_MODEL`,
+/// `MODELS_DIR`, `U2NET_HOME`, `CUTOUT_THREADS`, `CUTOUT_RESIZE_MATMUL`); flags override them.
+fn settings() -> Result<EngineSettings, String> {
+    config::Env::from_process().parse().map_err(|e| e.to_string())
+}
+
 fn model_spec(cli: &Cli) -> Result<ModelSpec, String> {
     match &cli.model {
         Some(m) => m.parse::<ModelSpec>().map_err(|e| e.to_string()),
-        None => ModelSpec::from_env().map_err(|e| e.to_string()),
+        None => settings()?.model_spec().map_err(|e| e.to_string()),
     }
 }
 
 fn load_engine(cli: &Cli, spec: &ModelSpec) -> Result<Engine, String> {
-    let mut options = EngineOptions::from_env();
+    let settings = settings()?;
+    let mut options = settings.options();
     if let Some(t) = cli.threads.filter(|&t| t > 0) {
         options.threads = t;
     }
     cutout::init_threads(options.threads);
-    Engine::load_with(spec, options).map_err(|e| e.to_string())
+    let path = spec.resolve_in(&settings.search_dirs()).map_err(|e| e.to_string())?;
+    Engine::load_file(&path, spec.known_name().map(|n| n.preprocess()), options).map_err(|e| e.to_string())
 }
 
 fn process(engine: &Engine, cli: &Cli, bytes: &[u8]) -> Result<Vec<u8>, cutout::CutoutError> {

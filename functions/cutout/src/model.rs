@@ -10,13 +10,6 @@ use std::str::FromStr;
 
 use crate::error::ModelError;
 
-/// Environment variable naming a model file to use (overrides any name).
-pub const ENV_MODEL_PATH: &str = "MODEL_PATH";
-/// Environment variable naming the directory holding `<name>.onnx` files.
-pub const ENV_MODELS_DIR: &str = "MODELS_DIR";
-/// Environment variable naming a model (`u2netp`, `u2net`, …) when `MODEL_PATH` is unset.
-pub const ENV_MODEL: &str = "CUTOUT_MODEL";
-
 /// The rembg models this engine knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ModelName {
@@ -144,18 +137,6 @@ impl fmt::Display for ModelSpec {
 }
 
 impl ModelSpec {
-    /// The model configured by the environment: `MODEL_PATH` if set, else `CUTOUT_MODEL`
-    /// (a name or path), else `u2netp`.
-    pub fn from_env() -> Result<ModelSpec, ModelError> {
-        if let Some(p) = std::env::var_os(ENV_MODEL_PATH).filter(|v| !v.is_empty()) {
-            return Ok(ModelSpec::Path(PathBuf::from(p)));
-        }
-        match std::env::var(ENV_MODEL) {
-            Ok(v) if !v.is_empty() => v.parse(),
-            _ => Ok(ModelSpec::default()),
-        }
-    }
-
     /// The known model this spec refers to, if any (by name, or by a path's file stem).
     pub fn known_name(&self) -> Option<ModelName> {
         match self {
@@ -164,27 +145,14 @@ impl ModelSpec {
         }
     }
 
-    /// Directories searched for a named model, in order: `$MODELS_DIR`, `$U2NET_HOME`
-    /// (rembg's own variable, so a shared rembg cache works), `./models`, `../../models`
-    /// (the repository's models directory seen from this crate, for `cargo test`), and
-    /// `~/.u2net`.
-    pub fn search_dirs() -> Vec<PathBuf> {
-        let mut dirs = Vec::new();
-        for var in [ENV_MODELS_DIR, "U2NET_HOME"] {
-            if let Some(d) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-                dirs.push(PathBuf::from(d));
-            }
-        }
-        dirs.push(PathBuf::from("models"));
-        dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-        if let Some(home) = std::env::var_os("HOME") {
-            dirs.push(Path::new(&home).join(".u2net"));
-        }
-        dirs
+    /// Resolves the spec to an existing file, looking for named models in
+    /// [`default_search_dirs`].
+    pub fn resolve(&self) -> Result<PathBuf, ModelError> {
+        self.resolve_in(&default_search_dirs())
     }
 
-    /// Resolves the spec to an existing file.
-    pub fn resolve(&self) -> Result<PathBuf, ModelError> {
+    /// Resolves the spec to an existing file, looking for named models in `dirs`, in order.
+    pub fn resolve_in(&self, dirs: &[PathBuf]) -> Result<PathBuf, ModelError> {
         match self {
             ModelSpec::Path(p) => {
                 if p.is_file() {
@@ -195,7 +163,6 @@ impl ModelSpec {
             }
             ModelSpec::Named(name) => {
                 let file = name.file_name();
-                let dirs = Self::search_dirs();
                 dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()).ok_or_else(|| ModelError::NotFound {
                     path: PathBuf::from(&file),
                     hint: format!(
@@ -206,6 +173,14 @@ impl ModelSpec {
             }
         }
     }
+}
+
+/// Where named models are looked for when nothing is configured: `./models` and the
+/// repository's models directory seen from this crate (for `cargo test`). Configured
+/// directories (`MODELS_DIR`, rembg's `U2NET_HOME`, `~/.u2net`) come first; see
+/// [`crate::EngineSettings::search_dirs`].
+pub fn default_search_dirs() -> Vec<PathBuf> {
+    vec![PathBuf::from("models"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")]
 }
 
 #[cfg(test)]

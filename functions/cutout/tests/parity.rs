@@ -114,7 +114,7 @@ fn masks_match_rembg_on_real_photos() {
     let manifest = String::from_utf8_lossy(&run.stdout).into_owned();
 
     let engine =
-        Engine::load_with(&ModelSpec::Path(model_file.clone()), EngineOptions::from_env()).expect("loading u2netp");
+        Engine::load_with(&ModelSpec::Path(model_file.clone()), EngineOptions::default()).expect("loading u2netp");
     assert_eq!(engine.preprocess(), ModelName::U2netp.preprocess());
 
     println!(

@@ -10,20 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use queue::{Delivery, MemoryReceiver};
 use remove_bg::Worker;
-use store::queue::{Delivery, MemoryReceiver};
-
-/// The worker `make dev` runs beside the API: it shares the app's database pool and object
-/// store, and uses the Lambda defaults (3 attempts, 300 s before a silent job is reclaimed).
-pub fn worker_for(app: &api::App, engine: cutout::Engine) -> Arc<Worker> {
-    Arc::new(Worker {
-        media: store::jobs::Media::new(app.state.db.clone()),
-        objects: app.state.objects.clone(),
-        engine: Arc::new(engine),
-        max_attempts: 3,
-        stale_after: Duration::from_secs(300),
-    })
-}
 
 /// Wraps a delivery as SQS would present it to a Lambda.
 pub fn sqs_message(delivery: &Delivery) -> SqsMessage {

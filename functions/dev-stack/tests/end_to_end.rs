@@ -2,12 +2,11 @@
 //! complete, start a job, let the worker (fed by the in-process queue, as in `make dev`)
 //! cut it out, poll, and download the transparent PNG. Real Postgres, real model.
 
-use std::collections::HashMap;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
+use db::testing::TestDb;
 use serde_json::{Value, json};
-use store::testing::TestDb;
 
 fn photo_jpeg_like_png() -> Vec<u8> {
     let img = image::RgbImage::from_fn(160, 120, |x, y| {
@@ -29,16 +28,21 @@ async fn a_photo_uploaded_through_the_api_comes_back_as_a_cut_out() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let objects = std::env::temp_dir().join(format!("dev-stack-e2e-{}", std::process::id()));
-    let env: HashMap<&str, String> = HashMap::from([
+    let mut env = config::Env::from_pairs([
         ("DATABASE_URL", db.url.clone()),
         ("LOCAL_OBJECTS_DIR", objects.display().to_string()),
         ("LOCAL_OBJECTS_PUBLIC_URL", format!("http://{addr}")),
     ]);
-    let config = api::ApiConfig::from_lookup(|k| env.get(k).cloned(), false).unwrap();
+    if let Ok(dir) = std::env::var("MODELS_DIR") {
+        env = env.with("MODELS_DIR", dir);
+    }
+    // Wired as `stolentee-dev` wires it: both halves from the same environment.
+    let config = api::ApiConfig::from_env(&env).unwrap();
+    let worker_config = remove_bg::WorkerConfig::from_env(&env).unwrap();
     let mut app = api::App::build(&config).await.unwrap();
     let receiver = app.memory_queue.take().expect("the in-process queue");
-    let engine = cutout::Engine::from_env().expect("the u2netp model: run `make model`");
-    let worker = dev_stack::worker_for(&app, engine);
+    let worker =
+        std::sync::Arc::new(remove_bg::Worker::build(&worker_config).expect("the u2netp model: run `make model`"));
     tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_millis(200)));
     tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
 

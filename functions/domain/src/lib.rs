@@ -12,10 +12,12 @@ mod accounts;
 mod catalog;
 mod designs;
 mod ids;
+mod jobs;
 mod media;
 mod money;
 mod orders;
 mod pricing;
+mod products;
 mod quote;
 
 pub use accounts::{Email, EmailError, NewPassword, PasswordError, Role, parse_name};
@@ -25,6 +27,7 @@ pub use catalog::{
 };
 pub use designs::{DesignData, DesignError, DesignPlacement, MAX_PLACEMENTS_PER_VIEW, print_area};
 pub use ids::{AssetId, CustomerId, DecorationMethodId, DesignId, OrderId, PriceRuleId, ProductId, UserId, VariantId};
+pub use jobs::{AssetKind, CutoutMessage, JobStatus, UnknownState};
 pub use media::{ImageFacts, ImageFormat, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, MediaError, inspect_image};
 pub use money::{BasisPoints, Cents};
 pub use orders::{
@@ -34,6 +37,10 @@ pub use orders::{
 };
 pub use pricing::{
     Discount, DiscountKind, PriceRule, PricingContext, Quote, QuoteError, QuoteLine, QuoteLineKind, RuleScope, quote,
+};
+pub use products::{
+    CountryCode, MAX_IMAGES, MAX_VARIANT_PRICE, MAX_VARIANTS, NewProduct, NewVariant, ProductError, ProductPatch,
+    RawProduct, RawProductPatch, RawVariant, WebUrl,
 };
 pub use quote::{
     Location, MAX_QUANTITY, Placement, Quantity, QuantityError, QuoteRequest, QuoteRequestError, RawPlacement,

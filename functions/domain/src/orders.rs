@@ -301,10 +301,9 @@ fn optional_text(raw: Option<&str>, field: &str, max: usize, code: &'static str)
 impl Address {
     pub fn parse(raw: &RawAddress, prefix: &str) -> Result<Self, CartError> {
         let f = |name: &str| format!("{prefix}.{name}");
-        let country = raw.country.trim().to_ascii_uppercase();
-        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        let Some(country) = crate::products::CountryCode::parse(&raw.country).map(|c| c.to_string()) else {
             return Err(CartError::new("invalid_address", f("country"), "must be a two-letter ISO country code"));
-        }
+        };
         Ok(Self {
             name: text(&raw.name, &f("name"), 200)?,
             line1: text(&raw.line1, &f("line1"), 200)?,

@@ -18,17 +18,19 @@
 //!
 //! Never, unlike the old system, is the original returned as if it were a cut-out.
 
+use std::num::{NonZeroU16, NonZeroU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
-use cutout::{CutoutOptions, Engine, PRINT_DPI, PngCompression};
+use cutout::{CutoutOptions, Engine, EngineSettings, PRINT_DPI, PngCompression};
+use db::StoreError;
+use db::jobs::{Claim, CutoutResult, Media, NewAsset};
+use domain::CutoutMessage;
+use objects::{ObjectError, ObjectKey, ObjectStore};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use store::StoreError;
-use store::jobs::{Claim, CutoutResult, Media, NewAsset};
-use store::objects::{ObjectError, ObjectKey, ObjectStore};
-use store::queue::CutoutMessage;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -178,7 +180,7 @@ impl Worker {
     }
 
     /// The work itself. `Ok(Err(reason))`: the input is bad, stop. `Err`: retry.
-    async fn cut_out(&self, job_id: Uuid, upload: &store::jobs::Asset) -> Result<Result<(), String>, Transient> {
+    async fn cut_out(&self, job_id: Uuid, upload: &db::jobs::Asset) -> Result<Result<(), String>, Transient> {
         let key = ObjectKey::parse(&upload.object_key).map_err(|e| Transient(e.to_string()))?;
         let original = match self.objects.get(&key, MAX_ORIGINAL_BYTES).await {
             Ok(bytes) => bytes,
@@ -248,8 +250,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// The worker's configuration, from the environment, validated once.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    pub db: store::DbConfig,
-    pub objects: store::objects::ObjectsConfig,
+    pub db: db::DbConfig,
+    pub objects: objects::ObjectsConfig,
+    /// `MODEL_PATH`/`CUTOUT_MODEL`/`MODELS_DIR`, `CUTOUT_THREADS`, `CUTOUT_RESIZE_MATMUL`.
+    pub engine: EngineSettings,
     /// `CUTOUT_MAX_ATTEMPTS` (default 3): must equal the queue's `maxReceiveCount`.
     pub max_attempts: i32,
     /// `CUTOUT_STALE_AFTER_SECS` (default 300): longer than the function's timeout (a live
@@ -258,26 +262,37 @@ pub struct WorkerConfig {
     pub stale_after: Duration,
 }
 
-impl WorkerConfig {
-    pub fn from_env(in_lambda: bool) -> Result<Self, store::ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok(), in_lambda)
-    }
+/// The worker's own variables, as they are set.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct WorkerSettings {
+    #[serde(default = "defaults::max_attempts")]
+    pub cutout_max_attempts: NonZeroU16,
+    #[serde(default = "defaults::stale_after_secs")]
+    pub cutout_stale_after_secs: NonZeroU64,
+}
 
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>, in_lambda: bool) -> Result<Self, store::ConfigError> {
-        let number = |key: &'static str, default: u64| -> Result<u64, store::ConfigError> {
-            match var(key) {
-                None => Ok(default),
-                Some(raw) => raw.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(store::ConfigError::Invalid {
-                    key,
-                    reason: format!("{raw:?} is not a positive whole number"),
-                }),
-            }
-        };
+mod defaults {
+    use std::num::{NonZeroU16, NonZeroU64};
+
+    pub fn max_attempts() -> NonZeroU16 {
+        NonZeroU16::new(3).unwrap_or(NonZeroU16::MIN)
+    }
+    pub fn stale_after_secs() -> NonZeroU64 {
+        NonZeroU64::new(300).unwrap_or(NonZeroU64::MIN)
+    }
+}
+
+impl WorkerConfig {
+    /// Reads every section the worker needs from one snapshot of the environment.
+    pub fn from_env(env: &config::Env) -> Result<Self, config::ConfigError> {
+        let own: WorkerSettings = env.parse()?;
         Ok(Self {
-            db: store::DbConfig::from_lookup(&var, in_lambda)?,
-            objects: store::objects::ObjectsConfig::from_lookup(&var, in_lambda)?,
-            max_attempts: i32::try_from(number("CUTOUT_MAX_ATTEMPTS", 3)?).unwrap_or(i32::MAX),
-            stale_after: Duration::from_secs(number("CUTOUT_STALE_AFTER_SECS", 300)?),
+            db: db::DbConfig::from_env(env)?,
+            objects: objects::ObjectsConfig::from_env(env)?,
+            engine: env.parse()?,
+            max_attempts: i32::from(own.cutout_max_attempts.get()),
+            stale_after: Duration::from_secs(own.cutout_stale_after_secs.get()),
         })
     }
 }
@@ -287,10 +302,10 @@ impl Worker {
     /// `MODELS_DIR` / `CUTOUT_MODEL`): the cold start, logged with its duration.
     pub fn build(config: &WorkerConfig) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let database = store::Database::new(&config.db).context("building the database pool")?;
+        let database = db::Database::new(&config.db).context("building the database pool")?;
         let objects = config.objects.open().context("opening the object store")?.store();
         let started = Instant::now();
-        let engine = Engine::from_env().context("loading the cut-out model")?;
+        let engine = Engine::from_settings(&config.engine).context("loading the cut-out model")?;
         tracing::info!(
             model = engine.model_name(),
             threads = engine.threads(),

@@ -10,18 +10,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use bytes::Bytes;
+use db::jobs::Media;
+use db::testing::TestDb;
+use objects::{LocalStore, LocalStoreConfig, ObjectError, ObjectKey, ObjectMeta, ObjectStore, PresignedRequest};
 use remove_bg::Worker;
-use store::jobs::Media;
-use store::objects::{LocalStore, LocalStoreConfig, ObjectError, ObjectKey, ObjectMeta, ObjectStore, PresignedRequest};
-use store::testing::TestDb;
 use uuid::Uuid;
 
 fn engine() -> Arc<cutout::Engine> {
     static ENGINE: OnceLock<Arc<cutout::Engine>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
+            let settings = cutout::EngineSettings {
+                models_dir: std::env::var_os("MODELS_DIR").map(Into::into),
+                ..Default::default()
+            };
             Arc::new(
-                cutout::Engine::from_env()
+                cutout::Engine::from_settings(&settings)
                     .expect("the u2netp model: run `make model` (or make test, which fetches it)"),
             )
         })
@@ -106,10 +110,9 @@ impl Fixture {
     }
 
     fn worker(&self, max_attempts: i32) -> Arc<Worker> {
-        let config =
-            store::DbConfig::from_lookup(|k| (k == "DATABASE_URL").then(|| self.db.url.clone()), false).unwrap();
+        let config = db::DbConfig::for_url(&self.db.url).unwrap();
         Arc::new(Worker {
-            media: Media::new(store::Database::new(&config).unwrap()),
+            media: Media::new(db::Database::new(&config).unwrap()),
             objects: Arc::new(FaultyStore {
                 inner: self.local.clone(),
                 unavailable: self.unavailable.clone(),

@@ -18,7 +18,8 @@
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use store::ConfigError;
+use config::{ConfigError, Env};
+use serde::Deserialize;
 
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -83,82 +84,84 @@ fn random_secret() -> Vec<u8> {
 }
 
 fn secret(key: &'static str, raw: &str) -> Result<Vec<u8>, ConfigError> {
-    let raw = raw.trim();
     if raw.len() < MIN_SECRET_BYTES {
-        return Err(ConfigError::Invalid { key, reason: format!("must be at least {MIN_SECRET_BYTES} bytes") });
+        return Err(ConfigError::invalid(key, raw, format!("must be at least {MIN_SECRET_BYTES} bytes")));
     }
     Ok(raw.as_bytes().to_vec())
 }
 
+/// The variables in the table above, as they are set.
+#[derive(Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct AuthSettings {
+    pub jwt_keys: Option<String>,
+    pub jwt_secret: Option<String>,
+    #[serde(default = "defaults::issuer")]
+    pub jwt_issuer: String,
+    #[serde(default = "defaults::audience")]
+    pub jwt_audience: String,
+    #[serde(default = "defaults::ttl_secs")]
+    pub jwt_ttl_secs: u64,
+    pub supabase_jwt_secret: Option<String>,
+    pub supabase_jwt_issuer: Option<String>,
+    pub order_token_secret: Option<String>,
+    pub client_ip_header: Option<String>,
+}
+
+mod defaults {
+    pub fn issuer() -> String {
+        "stolentee-api".into()
+    }
+    pub fn audience() -> String {
+        "stolentee".into()
+    }
+    pub fn ttl_secs() -> u64 {
+        900
+    }
+}
+
 impl AuthConfig {
-    pub fn from_lookup(var: &impl Fn(&str) -> Option<String>, in_lambda: bool) -> Result<Self, ConfigError> {
-        let present = |key: &str| var(key).filter(|v| !v.trim().is_empty());
-        let keys = match (present("JWT_KEYS"), present("JWT_SECRET")) {
-            (Some(list), _) => {
-                let mut keys = Vec::new();
-                for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                    let (kid, raw) = entry.split_once(':').ok_or_else(|| ConfigError::Invalid {
-                        key: "JWT_KEYS",
-                        reason: "expected kid:secret[,kid:secret…]".into(),
-                    })?;
-                    let kid = kid.trim();
-                    if kid.is_empty()
-                        || kid.len() > 64
-                        || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                    {
-                        return Err(ConfigError::Invalid { key: "JWT_KEYS", reason: format!("bad key id {kid:?}") });
-                    }
-                    if keys.iter().any(|k: &JwtKey| k.kid == kid) {
-                        return Err(ConfigError::Invalid {
-                            key: "JWT_KEYS",
-                            reason: format!("key id {kid:?} repeated"),
-                        });
-                    }
-                    keys.push(JwtKey { kid: kid.to_owned(), secret: secret("JWT_KEYS", raw)? });
-                }
-                if keys.is_empty() {
-                    return Err(ConfigError::Invalid { key: "JWT_KEYS", reason: "no keys".into() });
-                }
-                keys
-            }
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Self::from_settings(env.parse()?, env.in_lambda())
+    }
+
+    pub fn from_settings(s: AuthSettings, in_lambda: bool) -> Result<Self, ConfigError> {
+        let keys = match (s.jwt_keys, s.jwt_secret) {
+            (Some(list), _) => parse_key_list(&list)?,
             (None, Some(raw)) => vec![JwtKey { kid: "main".into(), secret: secret("JWT_SECRET", &raw)? }],
             (None, None) if in_lambda => return Err(ConfigError::Missing("JWT_KEYS")),
             (None, None) => vec![JwtKey { kid: "dev".into(), secret: random_secret() }],
         };
-        let ttl_secs = match present("JWT_TTL_SECS") {
-            None => 900,
-            Some(raw) => raw
-                .trim()
-                .parse::<u64>()
-                .map_err(|e| ConfigError::Invalid { key: "JWT_TTL_SECS", reason: e.to_string() })?,
-        };
-        if !(60..=86_400).contains(&ttl_secs) {
-            return Err(ConfigError::Invalid { key: "JWT_TTL_SECS", reason: "must be between 60 and 86400".into() });
+        if !(60..=86_400).contains(&s.jwt_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "JWT_TTL_SECS",
+                &s.jwt_ttl_secs.to_string(),
+                "must be between 60 and 86400",
+            ));
         }
-        let supabase = match present("SUPABASE_JWT_SECRET") {
+        let supabase = match s.supabase_jwt_secret {
             None => None,
-            Some(raw) => Some(SupabaseConfig {
-                secret: secret("SUPABASE_JWT_SECRET", &raw)?,
-                issuer: present("SUPABASE_JWT_ISSUER").map(|s| s.trim().to_owned()),
-            }),
+            Some(raw) => {
+                Some(SupabaseConfig { secret: secret("SUPABASE_JWT_SECRET", &raw)?, issuer: s.supabase_jwt_issuer })
+            }
         };
-        let order_token_secret = match present("ORDER_TOKEN_SECRET") {
+        let order_token_secret = match s.order_token_secret {
             Some(raw) => secret("ORDER_TOKEN_SECRET", &raw)?,
             None if in_lambda => return Err(ConfigError::Missing("ORDER_TOKEN_SECRET")),
             None => random_secret(),
         };
-        let client_ip_header = match present("CLIENT_IP_HEADER") {
+        let client_ip_header = match s.client_ip_header {
             None => None,
             Some(raw) => Some(
-                HeaderName::try_from(raw.trim().to_ascii_lowercase())
-                    .map_err(|e| ConfigError::Invalid { key: "CLIENT_IP_HEADER", reason: e.to_string() })?,
+                HeaderName::try_from(raw.to_ascii_lowercase())
+                    .map_err(|e| ConfigError::invalid("CLIENT_IP_HEADER", &raw, e.to_string()))?,
             ),
         };
         Ok(Self {
             keys,
-            issuer: present("JWT_ISSUER").unwrap_or_else(|| "stolentee-api".into()),
-            audience: present("JWT_AUDIENCE").unwrap_or_else(|| "stolentee".into()),
-            ttl: Duration::from_secs(ttl_secs),
+            issuer: s.jwt_issuer,
+            audience: s.jwt_audience,
+            ttl: Duration::from_secs(s.jwt_ttl_secs),
             supabase,
             order_token_secret,
             client_ip_header,
@@ -166,15 +169,37 @@ impl AuthConfig {
     }
 }
 
+/// `kid:secret[,kid:secret…]`: the first signs, all verify.
+fn parse_key_list(list: &str) -> Result<Vec<JwtKey>, ConfigError> {
+    let bad = |reason: String| ConfigError::invalid("JWT_KEYS", list, reason);
+    let mut keys: Vec<JwtKey> = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (kid, raw) = entry.split_once(':').ok_or_else(|| bad("expected kid:secret[,kid:secret…]".into()))?;
+        let kid = kid.trim();
+        if kid.is_empty() || kid.len() > 64 || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(bad(format!("bad key id {kid:?}")));
+        }
+        if keys.iter().any(|k| k.kid == kid) {
+            return Err(bad(format!("key id {kid:?} repeated")));
+        }
+        keys.push(JwtKey { kid: kid.to_owned(), secret: secret("JWT_KEYS", raw.trim())? });
+    }
+    if keys.is_empty() {
+        return Err(bad("no keys".into()));
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn parse(pairs: &[(&str, &str)], in_lambda: bool) -> Result<AuthConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        AuthConfig::from_lookup(&|k: &str| map.get(k).cloned(), in_lambda)
+        let mut env = Env::from_pairs(pairs.iter().copied());
+        if in_lambda {
+            env = env.with("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
+        }
+        AuthConfig::from_env(&env)
     }
 
     #[test]

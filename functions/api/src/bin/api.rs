@@ -2,9 +2,10 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let in_lambda = store::telemetry::in_lambda();
-    store::telemetry::init(store::telemetry::LogFormat::from_env(in_lambda));
-    let config = api::ApiConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let env = config::Env::from_process();
+    runtime::telemetry::init_from(&env);
+    let config =
+        api::ApiConfig::from_env(&env).inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let app =
         api::App::build(&config).await.inspect_err(|e| tracing::error!(error = format!("{e:#}"), "start-up failed"))?;
     api::serve(app, &config).await

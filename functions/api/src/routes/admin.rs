@@ -2,9 +2,9 @@
 //! admins). Roles come from the extractors (`Auth<Admin>`, `Auth<Staff>`), which re-read the
 //! role from the database on each request.
 //!
-//! Product writes take a fixed set of fields (`deny_unknown_fields`: a key that is not in
-//! the whitelist — `id`, `slug` on update, `created_at`, anything — is a 400 naming it), never
-//! column names from the request. Deleting archives. After a catalog write commits, this
+//! Product writes take a fixed set of fields, parsed by `domain` (`RawProduct`,
+//! `RawProductPatch`: a key that is not in the whitelist is a 400 naming it), never column
+//! names from the request. Deleting archives. After a catalog write commits, this
 //! instance's `CatalogCache` is cleared and the edge is asked to purge `/api/products` and the
 //! product's page; other instances converge within `CATALOG_CACHE_TTL_SECS`.
 
@@ -14,12 +14,15 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use domain::{DesignData, DesignId, OrderId, PaymentStatus, Product, ProductId, ProductStatus, ProductionStatus, Slug};
+use db::admin::ProductWrite;
+use db::orders::{MoveOutcome, OrderFilter, StatusMove};
+use domain::{
+    DesignData, DesignId, NewProduct, OrderId, PaymentStatus, Product, ProductId, ProductPatch, ProductionStatus,
+    RawProduct, RawProductPatch,
+};
+use objects::ObjectKey;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::admin::{NewProduct, NewVariant, ProductPatch, ProductWrite};
-use store::objects::ObjectKey;
-use store::orders::{MoveOutcome, OrderFilter, StatusMove};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -30,112 +33,6 @@ use crate::json::ApiJson;
 use crate::routes::no_store;
 
 const DESIGN_URL_TTL: Duration = Duration::from_secs(60 * 60);
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewProductBody {
-    pub slug: String,
-    pub title: String,
-    pub description: Option<String>,
-    pub images: Option<Vec<String>>,
-    pub materials: Option<String>,
-    pub weight_grams: Option<i64>,
-    pub country_of_origin: Option<String>,
-    pub status: Option<String>,
-    pub sort_order: Option<i64>,
-    #[serde(default)]
-    pub variants: Vec<NewVariantBody>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewVariantBody {
-    pub color: String,
-    pub size: String,
-    pub sku: String,
-    pub base_cost_cents: i64,
-    pub base_price_cents: i64,
-    pub stock_level: Option<i64>,
-    pub image_url: Option<String>,
-}
-
-/// The whitelist: the only product fields an update may name.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProductPatchBody {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub images: Option<Vec<String>>,
-    pub materials: Option<String>,
-    pub weight_grams: Option<i64>,
-    pub country_of_origin: Option<String>,
-    pub status: Option<String>,
-    pub sort_order: Option<i64>,
-}
-
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::unprocessable("invalid_product", field, message)
-}
-
-fn text(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
-    domain::parse_name(raw, max)
-        .ok_or_else(|| invalid(field, &format!("1 to {max} characters without control characters")))
-}
-
-fn long_text(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
-    // Descriptions may hold newlines; other control characters are refused.
-    if raw.chars().count() > max || raw.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
-        return Err(invalid(field, &format!("at most {max} characters")));
-    }
-    Ok(raw.to_owned())
-}
-
-fn url(raw: &str, field: &str) -> Result<String, ApiError> {
-    let ok = raw.len() <= 2048
-        && (raw.starts_with("https://") || raw.starts_with("http://") || raw.starts_with('/'))
-        && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err(invalid(field, "an http(s) URL or absolute path of at most 2048 characters"))
-    }
-}
-
-fn images(raw: Option<&Vec<String>>) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(list) = raw else { return Ok(None) };
-    if list.len() > 20 {
-        return Err(invalid("images", "at most 20 images"));
-    }
-    list.iter().enumerate().map(|(i, u)| url(u, &format!("images[{i}]"))).collect::<Result<Vec<_>, _>>().map(Some)
-}
-
-fn status(raw: Option<&str>) -> Result<Option<ProductStatus>, ApiError> {
-    raw.map(|s| ProductStatus::parse(s).ok_or_else(|| invalid("status", "one of active, draft, archived"))).transpose()
-}
-
-fn small_int(raw: Option<i64>, field: &str, min: i64, max: i64) -> Result<Option<i32>, ApiError> {
-    match raw {
-        None => Ok(None),
-        Some(n) if (min..=max).contains(&n) => Ok(i32::try_from(n).ok()),
-        Some(_) => Err(invalid(field, &format!("between {min} and {max}"))),
-    }
-}
-
-fn country(raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    raw.map(|c| {
-        let c = c.trim().to_ascii_uppercase();
-        if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(c)
-        } else {
-            Err(invalid("country_of_origin", "a two-letter ISO code"))
-        }
-    })
-    .transpose()
-}
-
-fn money(raw: i64, field: &str) -> Result<i64, ApiError> {
-    if (0..=10_000_000).contains(&raw) { Ok(raw) } else { Err(invalid(field, "cents between 0 and 10000000")) }
-}
 
 async fn after_catalog_write(state: &AppState, slug: &str) -> Option<bool> {
     state.cache.invalidate_all();
@@ -151,42 +48,9 @@ fn product_response(product: &Product, status: StatusCode, edge_purged: Option<b
 pub async fn create_product(
     State(state): State<AppState>,
     auth: Auth<Admin>,
-    ApiJson(body): ApiJson<NewProductBody>,
+    ApiJson(body): ApiJson<RawProduct>,
 ) -> Result<Response, ApiError> {
-    let slug = Slug::parse(&body.slug).map_err(|e| invalid("slug", &e.to_string()))?;
-    if body.variants.len() > 100 {
-        return Err(invalid("variants", "at most 100 variants"));
-    }
-    let mut variants = Vec::with_capacity(body.variants.len());
-    for (i, v) in body.variants.iter().enumerate() {
-        let f = |n: &str| format!("variants[{i}].{n}");
-        variants.push(NewVariant {
-            color: text(&v.color, &f("color"), 50)?,
-            size: text(&v.size, &f("size"), 10)?,
-            sku: text(&v.sku, &f("sku"), 64)?,
-            base_cost_cents: money(v.base_cost_cents, &f("base_cost_cents"))?,
-            base_price_cents: money(v.base_price_cents, &f("base_price_cents"))?,
-            stock_level: small_int(v.stock_level, &f("stock_level"), 0, 1_000_000)?.unwrap_or(0),
-            image_url: v.image_url.as_deref().map(|u| url(u, &f("image_url"))).transpose()?,
-        });
-    }
-    let product = NewProduct {
-        slug,
-        title: text(&body.title, "title", 200)?,
-        description: body
-            .description
-            .as_deref()
-            .map(|d| long_text(d, "description", 10_000))
-            .transpose()?
-            .unwrap_or_default(),
-        images: images(body.images.as_ref())?.unwrap_or_default(),
-        materials: body.materials.as_deref().map(|m| text(m, "materials", 500)).transpose()?,
-        weight_grams: small_int(body.weight_grams, "weight_grams", 1, 100_000)?,
-        country_of_origin: country(body.country_of_origin.as_deref())?,
-        status: status(body.status.as_deref())?.unwrap_or(ProductStatus::Draft),
-        sort_order: small_int(body.sort_order, "sort_order", -1_000_000, 1_000_000)?.unwrap_or(0),
-        variants,
-    };
+    let product = NewProduct::parse(&body)?;
     match state.catalog_admin.create_product(&product).await? {
         ProductWrite::Done(p) => {
             tracing::info!(product = %p.id, by = %auth.user().id, "product created");
@@ -208,19 +72,10 @@ pub async fn update_product(
     State(state): State<AppState>,
     auth: Auth<Admin>,
     Path(raw): Path<String>,
-    ApiJson(body): ApiJson<ProductPatchBody>,
+    ApiJson(body): ApiJson<RawProductPatch>,
 ) -> Result<Response, ApiError> {
     let id = product_id(&raw)?;
-    let patch = ProductPatch {
-        title: body.title.as_deref().map(|t| text(t, "title", 200)).transpose()?,
-        description: body.description.as_deref().map(|d| long_text(d, "description", 10_000)).transpose()?,
-        images: images(body.images.as_ref())?,
-        materials: body.materials.as_deref().map(|m| text(m, "materials", 500)).transpose()?,
-        weight_grams: small_int(body.weight_grams, "weight_grams", 1, 100_000)?,
-        country_of_origin: country(body.country_of_origin.as_deref())?,
-        status: status(body.status.as_deref())?,
-        sort_order: small_int(body.sort_order, "sort_order", -1_000_000, 1_000_000)?,
-    };
+    let patch = ProductPatch::parse(&body)?;
     write_result(&state, state.catalog_admin.update_product(id, &patch).await?, &auth, "product updated").await
 }
 
@@ -260,7 +115,7 @@ pub struct OrderListQuery {
     pub before: Option<String>,
 }
 
-fn cursor(order: &store::orders::Order) -> String {
+fn cursor(order: &db::orders::Order) -> String {
     format!("{}.{}", order.created_at.unix_timestamp_nanos() / 1000, order.id)
 }
 

@@ -12,10 +12,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use db::accounts::{SupabaseLink, User};
 use domain::{Email, NewPassword};
 use serde::Deserialize;
 use serde_json::json;
-use store::accounts::{SupabaseLink, User};
 
 use crate::app::AppState;
 use crate::auth::{Auth, ClientIp, password, tokens, unauthenticated};

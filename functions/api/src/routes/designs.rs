@@ -10,10 +10,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use db::designs::{DesignFields, ReferenceProblem};
 use domain::{DesignData, DesignId, ProductId, VariantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::designs::{DesignFields, ReferenceProblem};
 
 use crate::app::AppState;
 use crate::auth::Auth;
@@ -51,19 +51,17 @@ async fn fields(state: &AppState, auth: &Auth, body: DesignBody) -> Result<Desig
         .map_err(|e| ApiError::unprocessable("invalid_design", e.field, e.message))?;
     let thumbnail_url = match body.thumbnail_url.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(url) => {
-            let ok = url.len() <= 2048
-                && (url.starts_with("https://") || url.starts_with("http://"))
-                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
-                return Err(ApiError::unprocessable(
-                    "invalid_thumbnail_url",
-                    "thumbnail_url",
-                    "an http(s) URL of at most 2048 characters",
-                ));
-            }
-            Some(url.to_owned())
-        }
+        Some(url) => Some(
+            domain::WebUrl::parse(url)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "invalid_thumbnail_url",
+                        "thumbnail_url",
+                        "an http(s) URL of at most 2048 characters",
+                    )
+                })?
+                .into_string(),
+        ),
     };
     let design_data = serde_json::to_value(&data).map_err(|_| ApiError::internal())?;
     let fields = DesignFields { name, product_id, variant_id, design_data, thumbnail_url };

@@ -2,17 +2,17 @@
 //!
 //! Mounted only outside Lambda and only when the local payments provider is active (no
 //! `STRIPE_SECRET_KEY`). It has the local provider sign the webhook Stripe would send and
-//! feeds it to [`webhooks::process`], the production handler: the order is paid by the same
-//! verification, de-duplication and state machine as with Stripe.
+//! hands it to [`payment_events::process`], the service the Stripe webhook route uses: the
+//! order is paid by the same verification, de-duplication and state machine as with Stripe.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
-use payments::LocalError;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::routes::webhooks;
+use crate::routes::no_store;
+use crate::services::payment_events;
 
 pub async fn act(
     State(state): State<AppState>,
@@ -26,12 +26,8 @@ pub async fn act(
         "fail" => local.fail(&intent_id),
         "refund" => local.refund(&intent_id),
         _ => return Err(ApiError::not_found("route")),
-    }
-    .map_err(|e| match e {
-        LocalError::UnknownIntent(_) => ApiError::not_found("payment intent"),
-        LocalError::InvalidState { .. } => ApiError::new(StatusCode::CONFLICT, "invalid_intent_state", e.to_string()),
-        other => ApiError::unprocessable("payment_request_invalid", "intent_id", other.to_string()),
-    })?;
+    }?;
     tracing::info!(intent = %intent_id, action, event = %signed.event_id, "delivering a local webhook");
-    webhooks::process(&state, &signed.payload, &signed.signature_header).await
+    let processed = payment_events::process(&state, &signed.payload, &signed.signature_header).await?;
+    Ok(no_store(Json(processed)))
 }

@@ -11,18 +11,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use db::jobs::{Job, JobRequest};
+use objects::ObjectKey;
+use queue::CutoutMessage;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::jobs::{Job, JobRequest};
-use store::objects::ObjectKey;
-use store::queue::CutoutMessage;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::no_store;
-use crate::routes::uploads::object_error;
 
 /// How long result URLs handed to the storefront stay valid.
 const RESULT_URL_TTL: Duration = Duration::from_secs(60 * 60);
@@ -103,7 +102,7 @@ async fn render_result(state: &AppState, result: &Value) -> Result<Value, ApiErr
             continue;
         };
         let key = ObjectKey::parse(&asset.object_key).map_err(|_| ApiError::internal())?;
-        let url = state.objects.presign_get(&key, RESULT_URL_TTL).await.map_err(object_error)?.url;
+        let url = state.objects.presign_get(&key, RESULT_URL_TTL).await?.url;
         out.insert(role.into(), json!({ "asset": asset, "url": url }));
     }
     for field in ["width", "height", "dpi"] {

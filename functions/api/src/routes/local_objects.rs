@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::{BodyExt, Limited};
-use store::objects::{LocalStore, ObjectError, ObjectStore, SignedOp};
+use objects::{LocalStore, ObjectError, ObjectStore, SignedOp};
 
 use crate::error::ApiError;
 

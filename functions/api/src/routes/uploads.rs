@@ -14,12 +14,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use db::jobs::{NewAsset, Upload};
 use domain::{ImageFormat, MAX_UPLOAD_BYTES, inspect_image};
+use objects::ObjectKey;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use store::jobs::{NewAsset, Upload};
-use store::objects::{ObjectError, ObjectKey};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -66,7 +66,7 @@ pub async fn start(
     let id = Uuid::new_v4();
     let key = ObjectKey::parse(&format!("uploads/{}/original.{}", id.simple(), format.extension()))
         .map_err(|_| ApiError::internal())?;
-    let put = state.objects.presign_put(&key, format.mime(), size, UPLOAD_URL_TTL).await.map_err(object_error)?;
+    let put = state.objects.presign_put(&key, format.mime(), size, UPLOAD_URL_TTL).await?;
     let expires_at = OffsetDateTime::now_utc() + UPLOAD_URL_TTL;
     state
         .media
@@ -109,7 +109,7 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
 
     let key = ObjectKey::parse(&upload.object_key).map_err(|_| ApiError::internal())?;
     let declared = u64::try_from(upload.byte_size).map_err(|_| ApiError::internal())?;
-    let meta = state.objects.head(&key).await.map_err(object_error)?.ok_or_else(|| {
+    let meta = state.objects.head(&key).await?.ok_or_else(|| {
         if OffsetDateTime::now_utc() > upload.expires_at {
             ApiError::new(
                 StatusCode::GONE,
@@ -127,7 +127,7 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
             format!("{} bytes were declared but {} arrived", declared, meta.size),
         ));
     }
-    let bytes = state.objects.get(&key, declared).await.map_err(object_error)?;
+    let bytes = state.objects.get(&key, declared).await?;
     let format = ImageFormat::from_mime(&upload.content_type).ok_or_else(ApiError::internal)?;
     let facts =
         inspect_image(&bytes, format).map_err(|e| ApiError::unprocessable("invalid_image", "file", e.to_string()))?;
@@ -161,26 +161,6 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
 fn clean_filename(raw: &str) -> Option<String> {
     let name = raw.trim();
     (name.chars().count() <= 255 && !name.chars().any(char::is_control)).then(|| name.to_owned())
-}
-
-/// Storage faults: transient ones are the client's to retry, the rest are ours.
-pub fn object_error(e: ObjectError) -> ApiError {
-    match e {
-        ObjectError::NotFound(_) => {
-            ApiError::new(StatusCode::CONFLICT, "upload_not_received", "the file is not in storage")
-        }
-        ObjectError::TooLarge { .. } => {
-            ApiError::unprocessable("upload_size_mismatch", "byte_size", "the stored file is larger than declared")
-        }
-        e if e.is_transient() => {
-            tracing::warn!(error = %e, "object store unavailable");
-            ApiError::unavailable("storage_unavailable", "storage is unavailable; retry shortly", 1)
-        }
-        e => {
-            tracing::error!(error = %e, "object store error");
-            ApiError::internal()
-        }
-    }
 }
 
 #[cfg(test)]

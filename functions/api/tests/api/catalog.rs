@@ -128,7 +128,7 @@ async fn a_warm_catalog_keeps_serving_while_the_database_is_down() {
     let app = TestApp::spawn().await;
     assert_eq!(app.get("/api/products").await.status(), 200);
     // Forbid new connections to this test database and kill the pool's open ones.
-    let admin = store::testing::admin_url();
+    let admin = db::testing::admin_url();
     let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let name = &app.db.name;

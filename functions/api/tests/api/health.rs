@@ -57,7 +57,7 @@ async fn a_refusing_database_gives_503_with_retry_after_within_two_seconds() {
 
 #[tokio::test]
 async fn a_hanging_database_gives_503_within_two_seconds_not_a_hang() {
-    let (port, tarpit) = store::testing::tarpit().await;
+    let (port, tarpit) = db::testing::tarpit().await;
     let (addr, server) = spawn_without_database(&format!("postgres://postgres@127.0.0.1:{port}/nothing")).await;
     assert_unavailable_fast(addr, "/api/products").await;
     assert_unavailable_fast(addr, "/health/ready").await;
@@ -67,7 +67,7 @@ async fn a_hanging_database_gives_503_within_two_seconds_not_a_hang() {
 
 #[tokio::test]
 async fn the_api_refuses_to_start_on_a_database_behind_its_migrations() {
-    let db = store::testing::TestDb::empty().await;
+    let db = db::testing::TestDb::empty().await;
     let err = api::App::build(&config(&db.url, &[])).await.err().expect("start-up must fail");
     assert!(format!("{err:#}").contains("missing migrations"), "{err:#}");
     db.drop_db().await;

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use api::{ApiConfig, App};
-use store::testing::TestDb;
+use db::testing::TestDb;
 
 /// A running API on a random local port over its own seeded database.
 pub struct TestApp {
@@ -11,7 +11,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub app_state: api::AppState,
     /// The in-process queue's consumer end: tests drain it or run a worker on it.
-    pub queue: Option<store::queue::MemoryReceiver>,
+    pub queue: Option<queue::MemoryReceiver>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -30,7 +30,7 @@ pub fn config_at(database_url: &str, public: &str, extra: &[(&str, &str)]) -> Ap
     map.entry("LOCAL_OBJECTS_PUBLIC_URL".into()).or_insert_with(|| public.to_owned());
     // Tests name the client IP in a header, as the edge does in production.
     map.entry("CLIENT_IP_HEADER".into()).or_insert_with(|| "x-client-ip".into());
-    ApiConfig::from_lookup(|k| map.get(k).cloned(), false).expect("test configuration is valid")
+    ApiConfig::from_env(&config::Env::from_pairs(map)).expect("test configuration is valid")
 }
 
 impl TestApp {

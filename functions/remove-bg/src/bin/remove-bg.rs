@@ -10,9 +10,9 @@ use remove_bg::{Worker, WorkerConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let in_lambda = store::telemetry::in_lambda();
-    store::telemetry::init(store::telemetry::LogFormat::from_env(in_lambda));
-    let config = WorkerConfig::from_env(in_lambda).context("reading the configuration")?;
+    let env = config::Env::from_process();
+    runtime::telemetry::init_from(&env);
+    let config = WorkerConfig::from_env(&env).context("reading the configuration")?;
     let worker = Arc::new(Worker::build(&config).context("building the worker")?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = Arc::clone(&worker);

@@ -1,0 +1,294 @@
+//! Checkout as a workflow: price a cart on the server, take tax from the payment provider,
+//! record the order once per idempotency key, and make sure it has its PaymentIntent.
+//!
+//! **Every amount is computed here**, from the catalog read on the primary (not the cache)
+//! and `domain::quote`, one quote per cart line (each line gets its own quantity break and
+//! best discount rule). A cart carries variant ids, quantities and decoration specs only.
+//!
+//! An order request may carry an idempotency key, scoped to the sender (the account, or the
+//! guest's e-mail): a retry — even one racing the first request — gets the same order, never
+//! a second one; the same key with a different cart is [`CheckoutError::KeyReused`]. The
+//! PaymentIntent is created after the order commits, with the provider's idempotency key
+//! derived from the order id, so retries also get the same intent.
+//!
+//! Nothing here knows HTTP: handlers parse requests into these inputs and map the outcomes
+//! (and [`CheckoutError`], in `crate::error`) to responses.
+
+use db::StoreError;
+use db::orders::{Checkout, NewOrder, NewOrderItem, Order, OrderItem};
+use domain::{
+    Cart, CartLine, Cents, MethodName, OrderNumber, OrderTotals, PaymentStatus, PricingContext, Quote, QuoteError,
+    VariantId,
+};
+use payments::{CreateIntent, Currency, PaymentError, PaymentIntent, TaxAddress, TaxLineItem, TaxRequest};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth::AuthUser;
+
+/// Why a checkout step did not complete. Each variant is one thing the caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("an e-mail address is needed for the receipt")]
+    EmailRequired,
+    #[error("line {line} names a saved design that is not the caller's")]
+    UnknownDesign { line: usize },
+    #[error("line {line} cannot be priced: {error}")]
+    Unpriceable { line: usize, error: QuoteError },
+    #[error("the order total is out of range")]
+    TotalOutOfRange,
+    #[error("an order must cost something")]
+    NothingToPay,
+    #[error("this idempotency key was used for a different cart")]
+    KeyReused,
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A cart line with its server-side price.
+#[derive(Debug, Clone)]
+pub struct PricedLine {
+    pub line: CartLine,
+    pub quote: Quote,
+    pub sku: String,
+}
+
+/// A cart priced with tax: what `calculate-tax` shows and what an order records.
+#[derive(Debug, Clone)]
+pub struct PricedCart {
+    pub lines: Vec<PricedLine>,
+    pub totals: OrderTotals,
+    pub tax_calculation_id: String,
+}
+
+/// An order request, parsed: the cart, and the idempotency key with the hash of the exact
+/// request it came with.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    pub cart: Cart,
+    pub idempotency: Option<(String, String)>,
+}
+
+/// The client's handle on the order's payment.
+#[derive(Debug, Clone)]
+pub struct PaymentHandle {
+    pub provider: &'static str,
+    pub intent: PaymentIntent,
+}
+
+/// A placed (or re-found) order, ready to show.
+#[derive(Debug)]
+pub struct PlacedOrder {
+    /// False when an idempotent retry found the order placed earlier.
+    pub created: bool,
+    pub order: Order,
+    pub items: Vec<OrderItem>,
+    /// `None` once the order is paid or refunded: nothing left to confirm.
+    pub payment: Option<PaymentHandle>,
+}
+
+/// Prices every line from the primary.
+pub async fn price(state: &AppState, cart: &Cart) -> Result<Vec<PricedLine>, CheckoutError> {
+    let mut variant_ids: Vec<VariantId> = cart.lines.iter().map(|l| l.request.variant_id).collect();
+    variant_ids.sort();
+    variant_ids.dedup();
+    let mut methods: Vec<MethodName> = Vec::new();
+    for l in &cart.lines {
+        if !methods.contains(&l.request.method) {
+            methods.push(l.request.method.clone());
+        }
+    }
+    let catalog = state.orders.pricing_context(&variant_ids, &methods).await?;
+    let mut priced = Vec::with_capacity(cart.lines.len());
+    for (line_index, line) in cart.lines.iter().enumerate() {
+        let variant = catalog.variants.iter().find(|v| v.variant.id == line.request.variant_id);
+        let method = catalog.methods.iter().find(|m| m.method.name == line.request.method);
+        let ctx = PricingContext {
+            method: method.map(|m| (m.method.clone(), variant.is_some_and(|v| m.allowed_for(v.variant.product_id)))),
+            variant: variant.map(|v| (v.variant.clone(), v.product_status, v.product_title.clone())),
+            price_rules: catalog.price_rules.clone(),
+        };
+        let quote = domain::quote(&line.request, &ctx)
+            .map_err(|error| CheckoutError::Unpriceable { line: line_index, error })?;
+        let sku = variant.map(|v| v.variant.sku.clone()).unwrap_or_default();
+        priced.push(PricedLine { line: line.clone(), quote, sku });
+    }
+    Ok(priced)
+}
+
+/// Prices the cart and asks the payment provider for its tax.
+pub async fn price_with_tax(state: &AppState, cart: &Cart) -> Result<PricedCart, CheckoutError> {
+    let lines = price(state, cart).await?;
+    let tax = state.payments.calculate_tax(&tax_request(cart, &lines)).await?;
+    let quotes: Vec<Quote> = lines.iter().map(|p| p.quote.clone()).collect();
+    let totals =
+        OrderTotals::from_quotes(&quotes, tax.tax_amount_exclusive).map_err(|_| CheckoutError::TotalOutOfRange)?;
+    if tax.amount_total != totals.total_cents {
+        tracing::warn!(
+            provider_total = tax.amount_total.get(),
+            ours = totals.total_cents.get(),
+            "tax total differs from ours"
+        );
+    }
+    Ok(PricedCart { lines, totals, tax_calculation_id: tax.id })
+}
+
+fn tax_request(cart: &Cart, priced: &[PricedLine]) -> TaxRequest {
+    let a = &cart.shipping_address;
+    TaxRequest {
+        currency: Currency::usd(),
+        line_items: priced
+            .iter()
+            .enumerate()
+            .map(|(i, p)| TaxLineItem {
+                amount: p.quote.total_cents,
+                quantity: p.quote.quantity,
+                reference: format!("{}-{}", i + 1, p.sku),
+                tax_code: None,
+            })
+            .collect(),
+        shipping: (domain::SHIPPING_CENTS > Cents::ZERO).then_some(domain::SHIPPING_CENTS),
+        address: TaxAddress {
+            line1: a.line1.clone(),
+            line2: a.line2.clone(),
+            city: a.city.clone(),
+            state: a.state.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+        },
+    }
+}
+
+/// Places an order for `user` (or a guest), or finds the one an earlier request with the
+/// same idempotency key placed, and makes sure it has its PaymentIntent.
+pub async fn place_order(
+    state: &AppState,
+    user: Option<&AuthUser>,
+    request: OrderRequest,
+) -> Result<PlacedOrder, CheckoutError> {
+    let OrderRequest { cart, idempotency } = request;
+    let email = match (&cart.email, user) {
+        (Some(e), _) => e.as_str().to_owned(),
+        (None, Some(u)) => u.email.clone(),
+        (None, None) => return Err(CheckoutError::EmailRequired),
+    };
+    // A line may name a saved design only of the caller's own (guests have none).
+    for (line, item) in cart.lines.iter().enumerate() {
+        if let Some(design) = item.design_id {
+            let mine = match user {
+                Some(u) => state.designs.get(u.id, design).await?.is_some(),
+                None => false,
+            };
+            if !mine {
+                return Err(CheckoutError::UnknownDesign { line });
+            }
+        }
+    }
+    let scope = match user {
+        Some(u) => format!("user:{}", u.id),
+        None => format!("guest:{email}"),
+    };
+
+    // Fast path for a plain retry: no pricing, no tax call.
+    if let Some((key, request_hash)) = &idempotency {
+        if let Some(existing) = state.orders.by_idempotency_key(&scope, key).await? {
+            if existing.request_hash.as_deref() != Some(request_hash.as_str()) {
+                return Err(CheckoutError::KeyReused);
+            }
+            return finish(state, existing, false).await;
+        }
+    }
+
+    let priced = price_with_tax(state, &cart).await?;
+    if priced.totals.total_cents <= Cents::ZERO {
+        return Err(CheckoutError::NothingToPay);
+    }
+    let new = NewOrder {
+        email,
+        name: cart.name.clone().or_else(|| Some(cart.shipping_address.name.clone())),
+        phone: cart.phone.clone(),
+        user_id: user.map(|u| u.id),
+        currency: "usd".into(),
+        totals: priced.totals,
+        shipping_address: serde_json::to_value(&cart.shipping_address).unwrap_or(Value::Null),
+        notes: cart.notes.clone(),
+        tax_calculation_id: Some(priced.tax_calculation_id.clone()),
+        items: priced
+            .lines
+            .iter()
+            .map(|p| NewOrderItem {
+                variant_id: p.line.request.variant_id,
+                quantity: p.quote.quantity,
+                unit_price_cents: p.quote.unit_price_cents,
+                total_price_cents: p.quote.total_cents,
+                custom_spec: custom_spec(&p.line),
+            })
+            .collect(),
+        idempotency: idempotency.map(|(key, request_hash)| db::orders::IdempotencyKey { scope, key, request_hash }),
+    };
+    match state.orders.checkout(&new, new_order_number).await? {
+        Checkout::Created(order) => {
+            tracing::info!(order = %order.id, number = %order.order_number, total_cents = order.total_cents, "order placed");
+            finish(state, order, true).await
+        }
+        Checkout::Existing(order) => finish(state, order, false).await,
+        Checkout::KeyReused => Err(CheckoutError::KeyReused),
+    }
+}
+
+/// Ensures an unpaid order has its PaymentIntent (the same intent on every call: the
+/// provider's idempotency key is derived from the order id) and loads its items.
+async fn finish(state: &AppState, order: Order, created: bool) -> Result<PlacedOrder, CheckoutError> {
+    let payment = if matches!(order.payment_status, PaymentStatus::Pending | PaymentStatus::Failed) {
+        let request = CreateIntent {
+            order_id: order.id.as_uuid(),
+            order_number: order.order_number.clone(),
+            amount: Cents::new(order.total_cents),
+            currency: Currency::parse(&order.currency).map_err(|e| {
+                StoreError::Corrupt(format!("order {} has currency {:?}: {e}", order.id, order.currency))
+            })?,
+            receipt_email: Some(order.email.clone()),
+            tax_calculation_id: order.tax_calculation_id.clone(),
+            idempotency_key: payments::IdempotencyKey::for_order(order.id.as_uuid()),
+        };
+        let intent = state.payments.create_intent(&request).await?;
+        if order.payment_intent_id.is_none() {
+            state.orders.set_payment_intent(order.id, &intent.id).await?;
+        }
+        Some(PaymentHandle { provider: state.payments.name(), intent })
+    } else {
+        None
+    };
+    let items = state.orders.items(order.id).await?;
+    Ok(PlacedOrder { created, order, items, payment })
+}
+
+/// The custom spec stored with a line: what staff print.
+fn custom_spec(line: &CartLine) -> Value {
+    let placements: Vec<Value> = line
+        .request
+        .placements
+        .iter()
+        .map(|p| {
+            json!({
+                "location": p.location,
+                "colors": p.colors,
+                "stitches": p.stitches,
+                "width_in": p.size_hundredths_in.map(|(w, _)| f64::from(w) / 100.0),
+                "height_in": p.size_hundredths_in.map(|(_, h)| f64::from(h) / 100.0),
+            })
+        })
+        .collect();
+    json!({ "method": line.request.method, "placements": placements, "design_id": line.design_id })
+}
+
+fn new_order_number() -> OrderNumber {
+    let now = time::OffsetDateTime::now_utc();
+    let mut random = [0u8; 5];
+    if getrandom::fill(&mut random).is_err() {
+        random.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..5]);
+    }
+    OrderNumber::generate(now.year(), u8::from(now.month()), now.day(), random)
+}

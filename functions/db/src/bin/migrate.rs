@@ -1,0 +1,60 @@
+//! `migrate [--seed] [--check]`: applies the schema migrations to `DATABASE_URL`.
+//!
+//! `--seed` also loads the seed catalog (idempotent). `--check` changes nothing and exits
+//! non-zero when the database is behind or has diverged. Deploys run this before shifting
+//! traffic; the API refuses to start on a database that is behind. It connects the way the
+//! functions do (TLS with `sslmode=require`, `DB_SSL_ROOT_CERT`), without a statement timeout.
+
+use anyhow::{Context, bail};
+use config::Env;
+use db::migrate::{self, SchemaState};
+use db::{Connector, DbConfig, Purpose};
+use runtime::telemetry;
+
+const USAGE: &str = "usage: migrate [--seed] [--check]   (reads DATABASE_URL and the DB_* settings)";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::from_process();
+    telemetry::init_from(&env);
+    let mut seed = false;
+    let mut check = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--seed" => seed = true,
+            "--check" => check = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?}; {USAGE}"),
+        }
+    }
+    let config = DbConfig::from_env(&env).context("reading the database settings")?;
+    let connector = Connector::new(&config, &config.primary_url, Purpose::Maintenance)?;
+    let shown = connector.shown().to_owned();
+    let mut client = connector.connect("connecting to run migrations").await?;
+    tracing::info!(database = %shown, tls = connector.uses_tls(), "connected");
+
+    if check {
+        return match migrate::schema_state(&mut client).await.context("reading the migration history")? {
+            SchemaState::UpToDate { version } => {
+                tracing::info!(version, database = %shown, "schema is up to date");
+                Ok(())
+            }
+            other => bail!("schema is not current: {other:?}"),
+        };
+    }
+
+    let applied = migrate::migrate(&mut client).await.context("applying migrations")?;
+    if applied.is_empty() {
+        tracing::info!(database = %shown, "no pending migrations");
+    } else {
+        tracing::info!(database = %shown, applied = ?applied, "applied migrations");
+    }
+    if seed {
+        migrate::seed(&mut client).await.context("loading the seed catalog")?;
+        tracing::info!("seed catalog loaded");
+    }
+    Ok(())
+}

@@ -1,0 +1,762 @@
+//! Orders: checkout (customer, order, items, first history row in one transaction), the
+//! idempotency of `POST /api/orders`, payment events from webhooks, and staff moves.
+//!
+//! Everything runs on the primary. Pricing facts for checkout are read from the primary too
+//! ([`Orders::pricing_context`]), never from a cache or a lagging replica.
+
+use domain::{
+    Cents, CustomerId, MethodName, OrderId, OrderNumber, OrderTotals, PaymentStatus, PaymentTransition, PriceRule,
+    ProductionStatus, UserId, VariantId,
+};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use crate::catalog::{
+    METHOD_COLUMNS, MethodAvailability, VARIANT_COLUMNS, VariantForSale, method_from_row, price_rule_from_row,
+    product_status, variant_from_row,
+};
+use crate::pool::{Database, StoreError, Tx};
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub order_number: String,
+    #[serde(skip)]
+    pub customer_id: CustomerId,
+    #[serde(skip)]
+    pub user_id: Option<UserId>,
+    pub email: String,
+    pub currency: String,
+    pub subtotal_cents: i64,
+    pub discount_cents: i64,
+    pub tax_cents: i64,
+    pub shipping_cents: i64,
+    pub total_cents: i64,
+    pub payment_status: PaymentStatus,
+    #[serde(skip)]
+    pub payment_intent_id: Option<String>,
+    pub production_status: ProductionStatus,
+    pub tracking_number: Option<String>,
+    pub carrier: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub shipped_at: Option<OffsetDateTime>,
+    pub shipping_address: serde_json::Value,
+    pub notes: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(skip)]
+    pub request_hash: Option<String>,
+    #[serde(skip)]
+    pub tax_calculation_id: Option<String>,
+}
+
+/// An order line as stored, with what staff need to make it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderItem {
+    pub id: Uuid,
+    pub variant_id: VariantId,
+    pub sku: String,
+    pub product_title: String,
+    pub color: String,
+    pub size: String,
+    pub quantity: i32,
+    pub unit_price_cents: i64,
+    pub total_price_cents: i64,
+    pub custom_spec: serde_json::Value,
+    pub production_status: String,
+}
+
+/// A checkout identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub email: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub user_id: Option<UserId>,
+}
+
+/// A history row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusChange {
+    pub kind: String,
+    pub old_status: Option<String>,
+    pub new_status: String,
+    pub changed_by: Option<UserId>,
+    pub notes: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A line to insert, priced by the caller with `domain::quote`.
+#[derive(Debug, Clone)]
+pub struct NewOrderItem {
+    pub variant_id: VariantId,
+    pub quantity: u32,
+    pub unit_price_cents: Cents,
+    pub total_price_cents: Cents,
+    pub custom_spec: serde_json::Value,
+}
+
+/// `Idempotency-Key` of the request, scoped to its sender, with the hash of the cart.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub email: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub user_id: Option<UserId>,
+    pub currency: String,
+    pub totals: OrderTotals,
+    pub shipping_address: serde_json::Value,
+    pub notes: Option<String>,
+    pub tax_calculation_id: Option<String>,
+    pub items: Vec<NewOrderItem>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkout {
+    Created(Order),
+    /// The same sender already placed this order with this key.
+    Existing(Order),
+    /// The key was used for a different cart.
+    KeyReused,
+}
+
+/// What a payment event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// Seen before (same event id): nothing done.
+    Duplicate,
+    Applied {
+        order_id: OrderId,
+        from: PaymentStatus,
+        to: PaymentStatus,
+    },
+    /// The order is already at or past that state.
+    Ignored {
+        order_id: OrderId,
+        status: PaymentStatus,
+    },
+    /// The intent does not belong to the order, or the amount differs: recorded, not applied.
+    Rejected {
+        reason: String,
+    },
+    /// No order has this intent.
+    UnknownOrder,
+}
+
+/// A payment event, as verified by the payments library and reduced to what matters here.
+#[derive(Debug, Clone)]
+pub struct PaymentEvent<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub intent_id: &'a str,
+    /// The order id from the intent's metadata, when it had one.
+    pub metadata_order_id: Option<&'a str>,
+    /// Amount and currency of the intent (for success: must equal the order's total).
+    pub amount_cents: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub target: PaymentStatus,
+}
+
+/// An admin move of the production status.
+#[derive(Debug, Clone)]
+pub struct StatusMove {
+    pub to: ProductionStatus,
+    pub tracking_number: Option<String>,
+    pub carrier: Option<String>,
+    pub notes: Option<String>,
+    pub changed_by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Moved(Box<Order>),
+    NotFound,
+    Refused(domain::ProductionTransitionError),
+}
+
+/// Admin list filters and page.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub payment_status: Option<PaymentStatus>,
+    pub production_status: Option<ProductionStatus>,
+    /// Keyset cursor: orders strictly older than this (created_at, id).
+    pub before: Option<(OffsetDateTime, Uuid)>,
+    pub limit: i64,
+}
+
+const ORDER_COLUMNS: &str = "o.id, o.order_number, o.customer_id, o.user_id, c.email, o.currency, o.subtotal_cents, \
+     o.discount_cents, o.tax_cents, o.shipping_cents, o.total_cents, o.payment_status, o.payment_intent_id, \
+     o.production_status, o.tracking_number, o.carrier, o.shipped_at, o.shipping_address, o.notes, o.created_at, \
+     o.request_hash, o.tax_calculation_id";
+
+fn order_from_row(row: &Row) -> Result<Order, StoreError> {
+    let pay: &str = row.get(11);
+    let prod: &str = row.get(13);
+    Ok(Order {
+        id: OrderId::from_uuid(row.get(0)),
+        order_number: row.get(1),
+        customer_id: CustomerId::from_uuid(row.get(2)),
+        user_id: row.get::<_, Option<Uuid>>(3).map(UserId::from_uuid),
+        email: row.get(4),
+        currency: row.get(5),
+        subtotal_cents: row.get(6),
+        discount_cents: row.get(7),
+        tax_cents: row.get(8),
+        shipping_cents: row.get(9),
+        total_cents: row.get(10),
+        payment_status: PaymentStatus::parse(pay)
+            .ok_or_else(|| StoreError::Corrupt(format!("payment status {pay:?}")))?,
+        payment_intent_id: row.get(12),
+        production_status: ProductionStatus::parse(prod)
+            .ok_or_else(|| StoreError::Corrupt(format!("production status {prod:?}")))?,
+        tracking_number: row.get(14),
+        carrier: row.get(15),
+        shipped_at: row.get(16),
+        shipping_address: row.get(17),
+        notes: row.get(18),
+        created_at: row.get(19),
+        request_hash: row.get(20),
+        tax_calculation_id: row.get(21),
+    })
+}
+
+/// Facts for pricing a cart, read inside the caller's view of the primary.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutCatalog {
+    pub variants: Vec<VariantForSale>,
+    pub methods: Vec<MethodAvailability>,
+    pub price_rules: Vec<PriceRule>,
+}
+
+#[derive(Clone)]
+pub struct Orders {
+    db: Database,
+}
+
+impl Orders {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// The variants, methods and active discount rules a cart needs, from the primary.
+    pub async fn pricing_context(
+        &self,
+        variant_ids: &[VariantId],
+        methods: &[MethodName],
+    ) -> Result<CheckoutCatalog, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let ids: Vec<Uuid> = variant_ids.iter().map(VariantId::as_uuid).collect();
+        let sql = format!(
+            "SELECT {VARIANT_COLUMNS}, p.status, p.title FROM variants v JOIN products p ON p.id = v.product_id \
+             WHERE v.id = ANY($1)"
+        );
+        let rows = conn.query("loading a cart's variants", &sql, &[(&ids, Type::UUID_ARRAY)]).await?;
+        let variants = rows
+            .iter()
+            .map(|row| {
+                Ok(VariantForSale {
+                    variant: variant_from_row(row)?,
+                    product_status: product_status(row.get(8))?,
+                    product_title: row.get(9),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let names: Vec<&str> = methods.iter().map(MethodName::as_str).collect();
+        let sql = format!("SELECT {METHOD_COLUMNS} FROM decoration_methods m WHERE m.name = ANY($1)");
+        let rows = conn.query("loading a cart's methods", &sql, &[(&names, Type::TEXT_ARRAY)]).await?;
+        let methods = rows.iter().map(method_from_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = conn
+            .query(
+                "loading price rules",
+                "SELECT id, name, scope, entity_id, min_qty, max_qty, discount_type, value, priority \
+                 FROM price_rules WHERE active ORDER BY priority DESC, id",
+                &[],
+            )
+            .await?;
+        let price_rules = rows.iter().map(price_rule_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(CheckoutCatalog { variants, methods, price_rules })
+    }
+
+    /// The order a sender already placed with this idempotency key, if any.
+    pub async fn by_idempotency_key(&self, scope: &str, key: &str) -> Result<Option<Order>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id \
+             WHERE o.idempotency_scope = $1 AND o.idempotency_key = $2"
+        );
+        let rows = conn.query("finding an order by key", &sql, &[(&scope, Type::TEXT), (&key, Type::TEXT)]).await?;
+        rows.first().map(order_from_row).transpose()
+    }
+
+    /// Creates customer (found by e-mail), order, items and the first history row in one
+    /// transaction. With an idempotency key, concurrent requests carrying it are serialised
+    /// by a transaction-scoped advisory lock on (scope, key): the first creates, the others
+    /// wait for its commit and then find its order. `next_number` gives a fresh order number
+    /// per attempt; a collision (unique constraint) is retried up to 5 times.
+    pub async fn checkout(
+        &self,
+        order: &NewOrder,
+        mut next_number: impl FnMut() -> OrderNumber,
+    ) -> Result<Checkout, StoreError> {
+        let mut conn = self.db.primary.conn().await?;
+        let tx = conn.transaction().await?;
+        if let Some(k) = &order.idempotency {
+            let lock_key = format!("order-idempotency:{}:{}", k.scope, k.key);
+            tx.query(
+                "locking the idempotency key",
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[(&lock_key, Type::TEXT)],
+            )
+            .await?;
+            let sql = format!(
+                "SELECT {ORDER_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id \
+                 WHERE o.idempotency_scope = $1 AND o.idempotency_key = $2"
+            );
+            let rows =
+                tx.query("finding an order by key", &sql, &[(&k.scope, Type::TEXT), (&k.key, Type::TEXT)]).await?;
+            if let Some(row) = rows.first() {
+                let existing = order_from_row(row)?;
+                return Ok(if existing.request_hash.as_deref() == Some(k.request_hash.as_str()) {
+                    Checkout::Existing(existing)
+                } else {
+                    Checkout::KeyReused
+                });
+            }
+        }
+
+        let user_id = order.user_id.map(|u| u.as_uuid());
+        let customer_params: [crate::pool::Param<'_>; 4] =
+            [(&order.email, Type::TEXT), (&order.name, Type::TEXT), (&order.phone, Type::TEXT), (&user_id, Type::UUID)];
+        // A returning customer with nothing new to record is only read: the upsert below
+        // locks the customer row, which would serialise every checkout of one e-mail.
+        let mut rows = tx
+            .query(
+                "finding the customer",
+                "SELECT id FROM customers WHERE email = $1 \
+                   AND (name IS NOT NULL OR $2::text IS NULL) AND (phone IS NOT NULL OR $3::text IS NULL) \
+                   AND (user_id IS NOT NULL OR $4::uuid IS NULL)",
+                &customer_params,
+            )
+            .await?;
+        if rows.is_empty() {
+            // Fills blanks only: a guest naming someone's e-mail cannot rename their record.
+            rows = tx
+                .query(
+                    "finding or creating the customer",
+                    "INSERT INTO customers (email, name, phone, user_id) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (email) DO UPDATE SET \
+                       name = COALESCE(customers.name, EXCLUDED.name), \
+                       phone = COALESCE(customers.phone, EXCLUDED.phone), \
+                       user_id = COALESCE(customers.user_id, EXCLUDED.user_id) \
+                     RETURNING id",
+                    &customer_params,
+                )
+                .await?;
+        }
+        let customer_id: Uuid = rows.first().ok_or_else(|| StoreError::Corrupt("customer upsert".into()))?.get(0);
+
+        let t = &order.totals;
+        let (key_scope, key, hash) = match &order.idempotency {
+            Some(k) => (Some(k.scope.as_str()), Some(k.key.as_str()), Some(k.request_hash.as_str())),
+            None => (None, None, None),
+        };
+        let mut order_id: Option<Uuid> = None;
+        for _ in 0..5 {
+            let number = next_number();
+            let rows = tx
+                .query(
+                    "inserting the order",
+                    "INSERT INTO orders (order_number, customer_id, user_id, currency, subtotal_cents, discount_cents, \
+                       tax_cents, shipping_cents, total_cents, shipping_address, notes, idempotency_scope, \
+                       idempotency_key, request_hash, tax_calculation_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                     ON CONFLICT (order_number) DO NOTHING RETURNING id",
+                    &[
+                        (&number.as_str(), Type::TEXT),
+                        (&customer_id, Type::UUID),
+                        (&user_id, Type::UUID),
+                        (&order.currency, Type::TEXT),
+                        (&t.subtotal_cents.get(), Type::INT8),
+                        (&t.discount_cents.get(), Type::INT8),
+                        (&t.tax_cents.get(), Type::INT8),
+                        (&t.shipping_cents.get(), Type::INT8),
+                        (&t.total_cents.get(), Type::INT8),
+                        (&order.shipping_address, Type::JSONB),
+                        (&order.notes, Type::TEXT),
+                        (&key_scope, Type::TEXT),
+                        (&key, Type::TEXT),
+                        (&hash, Type::TEXT),
+                        (&order.tax_calculation_id, Type::TEXT),
+                    ],
+                )
+                .await?;
+            if let Some(row) = rows.first() {
+                order_id = Some(row.get(0));
+                break;
+            }
+            tracing::warn!(number = %number, "order number collision; retrying");
+        }
+        let order_id = order_id.ok_or_else(|| StoreError::Corrupt("five order number collisions in a row".into()))?;
+
+        for item in &order.items {
+            let quantity = i32::try_from(item.quantity).map_err(|_| StoreError::Corrupt("quantity".into()))?;
+            tx.query(
+                "inserting an order line",
+                "INSERT INTO order_items (order_id, variant_id, quantity, unit_price_cents, total_price_cents, custom_spec) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    (&order_id, Type::UUID),
+                    (&item.variant_id.as_uuid(), Type::UUID),
+                    (&quantity, Type::INT4),
+                    (&item.unit_price_cents.get(), Type::INT8),
+                    (&item.total_price_cents.get(), Type::INT8),
+                    (&item.custom_spec, Type::JSONB),
+                ],
+            )
+            .await?;
+        }
+        tx.query(
+            "recording the order's first status",
+            "INSERT INTO order_status_history (order_id, old_status, new_status, kind, notes) \
+             VALUES ($1, NULL, 'pending', 'payment', 'order placed')",
+            &[(&order_id, Type::UUID)],
+        )
+        .await?;
+        let created = fetch_order(&tx, OrderId::from_uuid(order_id), false)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("order vanished in its own transaction".into()))?;
+        tx.commit().await?;
+        Ok(Checkout::Created(created))
+    }
+
+    /// Records the PaymentIntent created for an order (first one wins).
+    pub async fn set_payment_intent(&self, id: OrderId, intent_id: &str) -> Result<(), StoreError> {
+        let conn = self.db.primary.conn().await?;
+        conn.query(
+            "recording the payment intent",
+            "UPDATE orders SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL",
+            &[(&id.as_uuid(), Type::UUID), (&intent_id, Type::TEXT)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn by_id(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let mut conn = self.db.primary.conn().await?;
+        let tx = conn.transaction().await?;
+        fetch_order(&tx, id, false).await
+    }
+
+    pub async fn by_number(&self, number: &OrderNumber) -> Result<Option<Order>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.order_number = $1"
+        );
+        let rows = conn.query("finding an order by number", &sql, &[(&number.as_str(), Type::TEXT)]).await?;
+        rows.first().map(order_from_row).transpose()
+    }
+
+    /// The order's lines with their variants.
+    pub async fn items(&self, id: OrderId) -> Result<Vec<OrderItem>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let rows = conn
+            .query(
+                "listing an order's lines",
+                "SELECT i.id, i.variant_id, v.sku, p.title, v.color, v.size, i.quantity, i.unit_price_cents, \
+                   i.total_price_cents, i.custom_spec, i.production_status \
+                 FROM order_items i JOIN variants v ON v.id = i.variant_id JOIN products p ON p.id = v.product_id \
+                 WHERE i.order_id = $1 ORDER BY i.created_at, i.id",
+                &[(&id.as_uuid(), Type::UUID)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OrderItem {
+                id: r.get(0),
+                variant_id: VariantId::from_uuid(r.get(1)),
+                sku: r.get(2),
+                product_title: r.get(3),
+                color: r.get(4),
+                size: r.get(5),
+                quantity: r.get(6),
+                unit_price_cents: r.get(7),
+                total_price_cents: r.get(8),
+                custom_spec: r.get(9),
+                production_status: r.get(10),
+            })
+            .collect())
+    }
+
+    /// The customer behind an order (staff view).
+    pub async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let rows = conn
+            .query(
+                "finding a customer",
+                "SELECT id, email, name, phone, user_id FROM customers WHERE id = $1",
+                &[(&id.as_uuid(), Type::UUID)],
+            )
+            .await?;
+        Ok(rows.first().map(|r| Customer {
+            id: CustomerId::from_uuid(r.get(0)),
+            email: r.get(1),
+            name: r.get(2),
+            phone: r.get(3),
+            user_id: r.get::<_, Option<Uuid>>(4).map(UserId::from_uuid),
+        }))
+    }
+
+    pub async fn history(&self, id: OrderId) -> Result<Vec<StatusChange>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let rows = conn
+            .query(
+                "listing an order's history",
+                "SELECT kind, old_status, new_status, changed_by, notes, created_at FROM order_status_history \
+                 WHERE order_id = $1 ORDER BY created_at, id",
+                &[(&id.as_uuid(), Type::UUID)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StatusChange {
+                kind: r.get(0),
+                old_status: r.get(1),
+                new_status: r.get(2),
+                changed_by: r.get::<_, Option<Uuid>>(3).map(UserId::from_uuid),
+                notes: r.get(4),
+                at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Applies a verified payment event exactly once. The event id is recorded in
+    /// `processed_events` in the same transaction as the state change, so a replay (or a
+    /// concurrent duplicate, which waits on the primary key) changes nothing.
+    pub async fn apply_payment_event(&self, event: &PaymentEvent<'_>) -> Result<PaymentOutcome, StoreError> {
+        let mut conn = self.db.primary.conn().await?;
+        let tx = conn.transaction().await?;
+        let fresh = tx
+            .query(
+                "recording the event id",
+                "INSERT INTO processed_events (source, event_id, event_type) VALUES ('stripe', $1, $2) \
+                 ON CONFLICT DO NOTHING RETURNING event_id",
+                &[(&event.event_id, Type::TEXT), (&event.event_type, Type::TEXT)],
+            )
+            .await?;
+        if fresh.is_empty() {
+            return Ok(PaymentOutcome::Duplicate);
+        }
+
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id \
+             WHERE o.payment_intent_id = $1 FOR UPDATE OF o"
+        );
+        let rows = tx.query("finding the intent's order", &sql, &[(&event.intent_id, Type::TEXT)]).await?;
+        let order = rows.first().map(order_from_row).transpose()?;
+
+        let (outcome, order_id, detail) = match order {
+            None => (PaymentOutcome::UnknownOrder, None, Some(format!("no order has intent {}", event.intent_id))),
+            Some(order) => match mismatch(&order, event) {
+                Some(reason) => (PaymentOutcome::Rejected { reason: reason.clone() }, Some(order.id), Some(reason)),
+                None => match order.payment_status.on_event(event.target) {
+                    PaymentTransition::Ignore => (
+                        PaymentOutcome::Ignored { order_id: order.id, status: order.payment_status },
+                        Some(order.id),
+                        None,
+                    ),
+                    PaymentTransition::To(to) => {
+                        tx.query(
+                            "updating the payment status",
+                            "UPDATE orders SET payment_status = $2, \
+                               paid_at = CASE WHEN $2 = 'paid' THEN now() ELSE paid_at END, \
+                               refunded_at = CASE WHEN $2 = 'refunded' THEN now() ELSE refunded_at END \
+                             WHERE id = $1",
+                            &[(&order.id.as_uuid(), Type::UUID), (&to.as_str(), Type::TEXT)],
+                        )
+                        .await?;
+                        let note = format!("stripe {} ({})", event.event_type, event.event_id);
+                        tx.query(
+                            "recording the payment change",
+                            "INSERT INTO order_status_history (order_id, old_status, new_status, kind, notes) \
+                             VALUES ($1, $2, $3, 'payment', $4)",
+                            &[
+                                (&order.id.as_uuid(), Type::UUID),
+                                (&order.payment_status.as_str(), Type::TEXT),
+                                (&to.as_str(), Type::TEXT),
+                                (&note, Type::TEXT),
+                            ],
+                        )
+                        .await?;
+                        (
+                            PaymentOutcome::Applied { order_id: order.id, from: order.payment_status, to },
+                            Some(order.id),
+                            None,
+                        )
+                    }
+                },
+            },
+        };
+        let label = match &outcome {
+            PaymentOutcome::Applied { .. } => "applied",
+            PaymentOutcome::Ignored { .. } => "ignored",
+            PaymentOutcome::Rejected { .. } | PaymentOutcome::UnknownOrder => "rejected",
+            PaymentOutcome::Duplicate => "ignored",
+        };
+        let order_uuid = order_id.map(|o| o.as_uuid());
+        tx.query(
+            "recording the event's outcome",
+            "UPDATE processed_events SET outcome = $3, order_id = $4, detail = $5 WHERE source = 'stripe' AND event_id = $1 \
+             AND event_type = $2",
+            &[
+                (&event.event_id, Type::TEXT),
+                (&event.event_type, Type::TEXT),
+                (&label, Type::TEXT),
+                (&order_uuid, Type::UUID),
+                (&detail, Type::TEXT),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Records an event that needs no state change (an unhandled type), once.
+    pub async fn record_unhandled_event(&self, event_id: &str, event_type: &str) -> Result<bool, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let rows = conn
+            .query(
+                "recording an unhandled event",
+                "INSERT INTO processed_events (source, event_id, event_type, outcome) VALUES ('stripe', $1, $2, 'unhandled') \
+                 ON CONFLICT DO NOTHING RETURNING event_id",
+                &[(&event_id, Type::TEXT), (&event_type, Type::TEXT)],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Staff list, newest first, keyset-paginated.
+    pub async fn list(&self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let pay = filter.payment_status.map(PaymentStatus::as_str);
+        let prod = filter.production_status.map(ProductionStatus::as_str);
+        let (before_at, before_id) = filter.before.map_or((None, None), |(t, id)| (Some(t), Some(id)));
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id \
+             WHERE ($1::text IS NULL OR o.payment_status = $1) AND ($2::text IS NULL OR o.production_status = $2) \
+               AND ($3::timestamptz IS NULL OR (o.created_at, o.id) < ($3, $4)) \
+             ORDER BY o.created_at DESC, o.id DESC LIMIT $5"
+        );
+        let rows = conn
+            .query(
+                "listing orders",
+                &sql,
+                &[
+                    (&pay, Type::TEXT),
+                    (&prod, Type::TEXT),
+                    (&before_at, Type::TIMESTAMPTZ),
+                    (&before_id, Type::UUID),
+                    (&filter.limit, Type::INT8),
+                ],
+            )
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// A staff move of the production status, validated by the domain's rules against the
+    /// row locked in the same transaction, with a history row naming who made it.
+    pub async fn move_production(&self, id: OrderId, mv: &StatusMove) -> Result<MoveOutcome, StoreError> {
+        let mut conn = self.db.primary.conn().await?;
+        let tx = conn.transaction().await?;
+        let Some(order) = fetch_order(&tx, id, true).await? else {
+            return Ok(MoveOutcome::NotFound);
+        };
+        let tracking = mv.tracking_number.clone().or(order.tracking_number.clone());
+        let carrier = mv.carrier.clone().or(order.carrier.clone());
+        let has_tracking = tracking.is_some() && carrier.is_some();
+        if let Err(e) = order.production_status.check_move(mv.to, order.payment_status, has_tracking) {
+            return Ok(MoveOutcome::Refused(e));
+        }
+        tx.query(
+            "moving the order",
+            "UPDATE orders SET production_status = $2, tracking_number = $3, carrier = $4, \
+               shipped_at = CASE WHEN $2 = 'shipped' THEN COALESCE(shipped_at, now()) ELSE shipped_at END \
+             WHERE id = $1",
+            &[
+                (&id.as_uuid(), Type::UUID),
+                (&mv.to.as_str(), Type::TEXT),
+                (&tracking, Type::TEXT),
+                (&carrier, Type::TEXT),
+            ],
+        )
+        .await?;
+        tx.query(
+            "recording the move",
+            "INSERT INTO order_status_history (order_id, old_status, new_status, kind, changed_by, notes) \
+             VALUES ($1, $2, $3, 'production', $4, $5)",
+            &[
+                (&id.as_uuid(), Type::UUID),
+                (&order.production_status.as_str(), Type::TEXT),
+                (&mv.to.as_str(), Type::TEXT),
+                (&mv.changed_by.as_uuid(), Type::UUID),
+                (&mv.notes, Type::TEXT),
+            ],
+        )
+        .await?;
+        let moved = fetch_order(&tx, id, false).await?.ok_or_else(|| StoreError::Corrupt("order vanished".into()))?;
+        tx.commit().await?;
+        Ok(MoveOutcome::Moved(Box::new(moved)))
+    }
+}
+
+async fn fetch_order(tx: &Tx<'_>, id: OrderId, lock: bool) -> Result<Option<Order>, StoreError> {
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1{}",
+        if lock { " FOR UPDATE OF o" } else { "" }
+    );
+    let rows = tx.query("finding an order", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+    rows.first().map(order_from_row).transpose()
+}
+
+/// Why an event may not change this order: the old system captured payments without
+/// checking that the intent belonged to the order.
+fn mismatch(order: &Order, event: &PaymentEvent<'_>) -> Option<String> {
+    if let Some(meta) = event.metadata_order_id {
+        if meta != order.id.to_string() {
+            return Some(format!("intent metadata names order {meta}, not {}", order.id));
+        }
+    } else if event.target == PaymentStatus::Paid {
+        return Some("the intent carries no order id".into());
+    }
+    if event.target == PaymentStatus::Paid {
+        if event.amount_cents != Some(order.total_cents) {
+            return Some(format!(
+                "intent amount {:?} differs from the order total {}",
+                event.amount_cents, order.total_cents
+            ));
+        }
+        if event.currency.is_some_and(|c| !c.eq_ignore_ascii_case(&order.currency)) {
+            return Some(format!("intent currency {:?} differs from the order's {}", event.currency, order.currency));
+        }
+    }
+    None
+}
+
+/// True when `e` is a unique violation (e.g. a concurrent insert won).
+pub fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Query { source, .. } if source.code() == Some(&SqlState::UNIQUE_VIOLATION))
+}

@@ -1,0 +1,130 @@
+//! Fresh, migrated databases for integration tests (feature `test-support`).
+//!
+//! Tests talk to a real Postgres: `TEST_DATABASE_URL` names a server and a database on it
+//! where the tests may `CREATE DATABASE` (`make test` sets it, starting a server if needed).
+//! Each [`TestDb`] is a new database named `stolentee_test_<unix time>_<random>`; databases
+//! left behind by earlier runs (a panicking test never drops its database) are removed when
+//! they are more than an hour old.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::Client;
+
+use crate::config::DbConfig;
+use crate::connect::{Connector, Purpose};
+
+use crate::migrate;
+
+const PREFIX: &str = "stolentee_test_";
+
+pub struct TestDb {
+    pub name: String,
+    /// URL of the test database itself.
+    pub url: String,
+    admin_url: String,
+}
+
+/// The admin URL from `TEST_DATABASE_URL`, with a clear message when it is missing.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "TEST_DATABASE_URL is not set. Run the tests with `make test`, which starts Postgres \
+             if needed, or set it to a server where tests may create databases, e.g. \
+             TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres"
+        )
+    })
+}
+
+async fn connect(url: &str) -> Client {
+    let config = DbConfig::for_url(url).unwrap_or_else(|e| panic!("TEST_DATABASE_URL: {e}"));
+    let connector = Connector::new(&config, url, Purpose::Maintenance)
+        .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", config::redact_url(url)));
+    connector.connect("connecting for a test").await.unwrap_or_else(|e| panic!("{}: {e}", connector.shown()))
+}
+
+/// `url` with its database name replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let mut config: tokio_postgres::Config = url.parse().expect("TEST_DATABASE_URL is not a valid Postgres URL");
+    config.dbname(db);
+    // Rebuild as a URL: the keyword form would lose nothing either, but URLs read better.
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string().replace('/', "%2F"),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres");
+    let password = config.get_password().map(|p| format!(":{}", String::from_utf8_lossy(p))).unwrap_or_default();
+    format!("postgres://{user}{password}@{host}:{port}/{db}")
+}
+
+impl TestDb {
+    /// An empty database (no migrations).
+    pub async fn empty() -> Self {
+        let admin_url = admin_url();
+        let admin = connect(&admin_url).await;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        drop_stale(&admin, now).await;
+        let name = format!("{PREFIX}{now}_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+        let url = with_database(&admin_url, &name);
+        Self { name, url, admin_url }
+    }
+
+    /// A migrated database.
+    pub async fn migrated() -> Self {
+        let db = Self::empty().await;
+        migrate::migrate(&mut db.client().await).await.expect("migrating the test database");
+        db
+    }
+
+    /// A migrated database with the seed catalog.
+    pub async fn seeded() -> Self {
+        let db = Self::migrated().await;
+        migrate::seed(&mut db.client().await).await.expect("seeding the test database");
+        db
+    }
+
+    /// A direct connection to this database, for arranging and inspecting state.
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+
+    /// Drops the database now (tests that finish call it; the rest are swept later).
+    pub async fn drop_db(self) {
+        let admin = connect(&self.admin_url).await;
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).await;
+    }
+}
+
+async fn drop_stale(admin: &Client, now: u64) {
+    let Ok(rows) = admin.query("SELECT datname FROM pg_database WHERE datname LIKE 'stolentee\\_test\\_%'", &[]).await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let created = name.trim_start_matches(PREFIX).split('_').next().and_then(|t| t.parse::<u64>().ok());
+        if created.is_some_and(|t| now.saturating_sub(t) > 3600) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+        }
+    }
+}
+
+/// A "database" that accepts TCP connections and never speaks: the hanging server that
+/// timeouts must defend against. Returns its port and the task to abort afterwards.
+pub async fn tarpit() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a tarpit");
+    let port = listener.local_addr().expect("tarpit address").port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (port, task)
+}
