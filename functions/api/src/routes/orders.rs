@@ -21,7 +21,7 @@ use domain::{
     Cart, CartLine, Cents, MethodName, OrderId, OrderNumber, OrderTotals, PaymentStatus, PricingContext, Quote,
     RawCart, VariantId,
 };
-use payments::{CreateIntent, Currency, IdempotencyKey, PaymentError, TaxAddress, TaxLineItem, TaxRequest};
+use payments::{CreateIntent, Currency, PaymentError, StripeIdempotencyKey, TaxAddress, TaxLineItem, TaxRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -315,7 +315,7 @@ async fn respond(state: &AppState, order: Order, status: StatusCode) -> Result<R
             currency: Currency::parse(&order.currency).map_err(|_| ApiError::internal())?,
             receipt_email: Some(order.email.clone()),
             tax_calculation_id: order.tax_calculation_id.clone(),
-            idempotency_key: IdempotencyKey::for_order(order.id.as_uuid()),
+            idempotency_key: StripeIdempotencyKey::for_order(order.id.as_uuid()),
         };
         let intent = state.payments.create_intent(&request).await.map_err(|e| payment_error(&e))?;
         if order.payment_intent_id.is_none() {
