@@ -1,46 +1,16 @@
-//! Stripe-shaped event bodies, built the way Stripe builds them. The local provider sends
-//! these, and the API's tests use them (with [`sign`](crate::sign)) to deliver webhooks that
-//! look like Stripe's: duplicated, out of order, for the wrong order or the wrong amount.
+//! Test support (feature `test-support`): Stripe-shaped event bodies for tests that deliver
+//! webhooks the way Stripe would — duplicated, out of order, for the wrong order or the
+//! wrong amount. Sign them with [`sign`](crate::sign).
 //!
-//! Only the fields Stripe always sends and the shop reads are filled in; parsing ignores
-//! the rest anyway.
+//! The body builders are the ones the local provider sends, so a test event and a `make dev`
+//! event have the same shape; only the shortcuts below exist for tests alone. Production
+//! builds do not enable the feature and do not compile this module.
 
 use domain::Cents;
-use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::stripe::STRIPE_API_VERSION;
+pub use crate::event_body::{IntentObject, event_payload, refunded_charge};
 use crate::types::{Currency, IntentStatus};
-
-/// The event envelope: `{"id", "object": "event", "type", "created", "data": {"object"}}`,
-/// serialised. Sign the returned bytes as they are.
-pub fn event_payload(event_id: &str, event_type: &str, created: i64, livemode: bool, object: Value) -> Vec<u8> {
-    let event = json!({
-        "id": event_id,
-        "object": "event",
-        "api_version": STRIPE_API_VERSION,
-        "created": created,
-        "livemode": livemode,
-        "pending_webhooks": 1,
-        "type": event_type,
-        "data": { "object": object },
-    });
-    serde_json::to_vec(&event).expect("a JSON value always serialises")
-}
-
-/// A PaymentIntent object as it appears in `data.object`, with the shop's metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntentObject {
-    pub intent_id: String,
-    pub amount: Cents,
-    pub amount_received: Cents,
-    pub currency: Currency,
-    pub status: IntentStatus,
-    /// `metadata[order_id]`; `None` leaves it out (an intent made by something else).
-    pub order_id: Option<Uuid>,
-    pub order_number: Option<String>,
-    pub latest_charge: Option<String>,
-}
 
 impl IntentObject {
     /// A succeeded intent for `amount` paid in full.
@@ -64,79 +34,5 @@ impl IntentObject {
             status: IntentStatus::RequiresPaymentMethod,
             ..Self::succeeded(intent_id, order_id, amount)
         }
-    }
-
-    /// The JSON object; `last_payment_error` is set for failures (`card_declined`).
-    pub fn to_json(&self) -> Value {
-        let mut metadata = serde_json::Map::new();
-        if let Some(order_id) = self.order_id {
-            metadata.insert("order_id".into(), Value::String(order_id.to_string()));
-        }
-        if let Some(number) = &self.order_number {
-            metadata.insert("order_number".into(), Value::String(number.clone()));
-        }
-        let last_payment_error = match self.status {
-            IntentStatus::RequiresPaymentMethod => json!({
-                "type": "card_error",
-                "code": "card_declined",
-                "decline_code": "generic_decline",
-                "message": "Your card was declined.",
-            }),
-            _ => Value::Null,
-        };
-        json!({
-            "id": self.intent_id,
-            "object": "payment_intent",
-            "amount": self.amount.get(),
-            "amount_received": self.amount_received.get(),
-            "currency": self.currency.as_str(),
-            "status": self.status.as_str(),
-            "latest_charge": self.latest_charge,
-            "last_payment_error": last_payment_error,
-            "livemode": false,
-            "metadata": metadata,
-        })
-    }
-}
-
-/// A Charge object for `charge.refunded`: `amount_refunded` of `amount`, `refunded` when full.
-pub fn refunded_charge(
-    charge_id: &str,
-    intent_id: &str,
-    amount: Cents,
-    amount_refunded: Cents,
-    currency: &Currency,
-) -> Value {
-    json!({
-        "id": charge_id,
-        "object": "charge",
-        "amount": amount.get(),
-        "amount_captured": amount.get(),
-        "amount_refunded": amount_refunded.get(),
-        "currency": currency.as_str(),
-        "payment_intent": intent_id,
-        "paid": true,
-        "refunded": amount_refunded >= amount,
-        "status": "succeeded",
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{Event, EventKind};
-
-    #[test]
-    fn fixtures_parse_back_to_the_typed_events() {
-        let order = Uuid::nil();
-        let paid = IntentObject::succeeded("pi_1", order, Cents::new(500)).to_json();
-        let event = Event::parse(&event_payload("evt_1", "payment_intent.succeeded", 7, false, paid)).unwrap();
-        assert_eq!(event.order_id(), Some(order));
-        let failed = IntentObject::failed("pi_1", order, Cents::new(500)).to_json();
-        let event = Event::parse(&event_payload("evt_2", "payment_intent.payment_failed", 8, false, failed)).unwrap();
-        assert!(matches!(event.kind, EventKind::PaymentIntentFailed { .. }));
-        let charge = refunded_charge("ch_1", "pi_1", Cents::new(500), Cents::new(200), &Currency::usd());
-        let event = Event::parse(&event_payload("evt_3", "charge.refunded", 9, false, charge)).unwrap();
-        assert!(matches!(event.kind, EventKind::ChargeRefunded { refunded: false, .. }));
     }
 }

@@ -14,11 +14,15 @@
 //!
 //! The API holds a [`Payments`] (cheap to clone) built once from [`PaymentsConfig::from_env`].
 
+mod clock;
 mod config;
 mod event;
+mod event_body;
+#[cfg(feature = "test-support")]
 pub mod fixtures;
 mod local;
 mod provider;
+mod random;
 mod secret;
 mod stripe;
 mod types;
@@ -27,14 +31,14 @@ mod webhook;
 pub use config::{ConfigError, LocalConfig, PaymentsConfig, StripeConfig};
 pub use event::{Event, EventKind};
 pub use local::{LocalError, LocalPayments, SignedWebhook};
-pub use provider::{BoxFuture, PaymentError, PaymentProvider, Payments};
+pub use provider::{PaymentError, Payments};
 pub use secret::{ApiKey, ClientSecret, SecretError, WebhookSecret};
 pub use stripe::{
-    ApiError, DEFAULT_API_BASE, RetryPolicy, STRIPE_API_VERSION, StripeClient, StripeError, StripeSettings,
+    DEFAULT_API_BASE, RetryPolicy, STRIPE_API_VERSION, StripeApiError, StripeClient, StripeError, StripeSettings,
 };
 pub use types::{
-    APPAREL_TAX_CODE, CreateIntent, Currency, CurrencyError, IdempotencyKey, IdempotencyKeyError, IntentStatus,
-    PaymentIntent, SHIPPING_TAX_CODE, TaxAddress, TaxCalculation, TaxLineItem, TaxRequest,
+    APPAREL_TAX_CODE, CreateIntent, Currency, CurrencyError, IntentStatus, PaymentIntent, SHIPPING_TAX_CODE,
+    StripeIdempotencyKey, StripeIdempotencyKeyError, TaxAddress, TaxCalculation, TaxLineItem, TaxRequest,
 };
 pub use webhook::{DEFAULT_TOLERANCE, WebhookError, sign, verify, verify_signature, verify_with_tolerance};
 

@@ -10,35 +10,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use domain::{BasisPoints, Cents};
 
-use crate::fixtures;
+use crate::clock::now_unix;
+use crate::event_body::{IntentObject, event_payload, refunded_charge};
+use crate::random;
 use crate::secret::{ClientSecret, WebhookSecret};
 use crate::types::{CreateIntent, IntentStatus, PaymentIntent, TaxCalculation, TaxRequest};
 use crate::webhook::sign;
-
-/// Fills `buf` from the OS's random source. Failure of the OS RNG is not recoverable.
-pub(crate) fn fill_random(buf: &mut [u8]) {
-    getrandom::fill(buf).expect("the operating system's random number generator failed");
-}
-
-pub(crate) fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    fill_random(&mut bytes);
-    u64::from_le_bytes(bytes)
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    fill_random(&mut buf);
-    hex::encode(buf)
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 /// A webhook ready to be POSTed to the API's own `/api/webhooks/stripe` route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,9 +104,9 @@ impl LocalPayments {
             }
             return Ok(local.intent.clone());
         }
-        let id = format!("pi_local_{}", random_hex(12));
+        let id = format!("pi_local_{}", random::hex(12));
         let intent = PaymentIntent {
-            client_secret: ClientSecret::new(format!("{id}_secret_{}", random_hex(12))),
+            client_secret: ClientSecret::new(format!("{id}_secret_{}", random::hex(12))),
             id: id.clone(),
             amount: request.amount,
             amount_received: Cents::ZERO,
@@ -158,7 +138,7 @@ impl LocalPayments {
         let taxable = request.taxable_total().ok_or_else(overflow)?;
         let tax = taxable.checked_apply_bp(self.tax_rate).ok_or_else(overflow)?;
         Ok(TaxCalculation {
-            id: format!("taxcalc_local_{}", random_hex(12)),
+            id: format!("taxcalc_local_{}", random::hex(12)),
             amount_total: taxable.checked_add(tax).ok_or_else(overflow)?,
             tax_amount_exclusive: tax,
             tax_amount_inclusive: Cents::ZERO,
@@ -176,7 +156,7 @@ impl LocalPayments {
             ensure_status(local, IntentStatus::RequiresPaymentMethod, "confirm")?;
             local.intent.status = IntentStatus::Succeeded;
             local.intent.amount_received = local.intent.amount;
-            local.charge_id = Some(format!("ch_local_{}", random_hex(12)));
+            local.charge_id = Some(format!("ch_local_{}", random::hex(12)));
             intent_object(local)
         };
         Ok(self.signed_event("payment_intent.succeeded", object))
@@ -211,16 +191,16 @@ impl LocalPayments {
             local.refunded = true;
             let intent = &local.intent;
             let charge_id = local.charge_id.clone().unwrap_or_default();
-            fixtures::refunded_charge(&charge_id, &intent.id, intent.amount, intent.amount, &intent.currency)
+            refunded_charge(&charge_id, &intent.id, intent.amount, intent.amount, &intent.currency)
         };
         Ok(self.signed_event("charge.refunded", object))
     }
 
     /// Wraps `object` in an event envelope shaped like Stripe's and signs it now.
     fn signed_event(&self, event_type: &str, object: serde_json::Value) -> SignedWebhook {
-        let event_id = format!("evt_local_{}", random_hex(12));
+        let event_id = format!("evt_local_{}", random::hex(12));
         let created = now_unix();
-        let payload = fixtures::event_payload(&event_id, event_type, created, false, object);
+        let payload = event_payload(&event_id, event_type, created, false, object);
         let signature_header = sign(&payload, &self.secrets[0], created);
         SignedWebhook { payload, signature_header, event_id }
     }
@@ -240,7 +220,7 @@ fn ensure_status(local: &LocalIntent, wanted: IntentStatus, action: &'static str
 
 fn intent_object(local: &LocalIntent) -> serde_json::Value {
     let intent = &local.intent;
-    fixtures::IntentObject {
+    IntentObject {
         intent_id: intent.id.clone(),
         amount: intent.amount,
         amount_received: intent.amount_received,

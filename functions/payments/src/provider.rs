@@ -1,10 +1,13 @@
 //! One handle for "the payment provider", whichever it is: Stripe in production, the local
-//! stand-in in `make dev`. The API keeps a [`Payments`] in its state (or an
-//! `Arc<dyn PaymentProvider>` if it wants to substitute its own fake) and calls the same
+//! stand-in in `make dev`. The API keeps a [`Payments`] in its state and calls the same
 //! methods either way.
+//!
+//! Why an enum and not a trait: there are exactly two providers and both live in this crate;
+//! the API needs to reach the local one by name (the dev-only confirm/fail/refund endpoint,
+//! [`Payments::local`]), which a trait object would only offer through a downcast; and the
+//! async methods need no boxing. Tests do not need a fake either: the local provider is
+//! in-memory and Stripe is stubbed over HTTP.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::SystemTime;
 
 use crate::event::Event;
@@ -13,9 +16,6 @@ use crate::secret::WebhookSecret;
 use crate::stripe::{StripeClient, StripeError};
 use crate::types::{CreateIntent, PaymentIntent, TaxCalculation, TaxRequest};
 use crate::webhook::{WebhookError, verify};
-
-/// A boxed `Send` future, so [`PaymentProvider`] stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a payment operation failed, whichever provider ran it.
 #[derive(Debug, thiserror::Error)]
@@ -46,21 +46,6 @@ impl PaymentError {
             Self::Local(_) => "payment_request_invalid",
         }
     }
-}
-
-/// What the API needs from a payment provider. Object-safe (`Arc<dyn PaymentProvider>`);
-/// implemented by [`Payments`] and [`LocalPayments`].
-pub trait PaymentProvider: Send + Sync {
-    /// `"stripe"` or `"local"`, for logs and the readiness report.
-    fn name(&self) -> &'static str;
-    /// See [`Payments::create_intent`].
-    fn create_intent<'a>(&'a self, request: &'a CreateIntent) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>>;
-    /// See [`Payments::retrieve_intent`].
-    fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>>;
-    /// See [`Payments::calculate_tax`].
-    fn calculate_tax<'a>(&'a self, request: &'a TaxRequest) -> BoxFuture<'a, Result<TaxCalculation, PaymentError>>;
-    /// The secrets webhooks must be signed with (several while a secret is being rotated).
-    fn webhook_secrets(&self) -> &[WebhookSecret];
 }
 
 /// The configured provider. Cheap to clone: both variants share their state behind `Arc`s.
@@ -127,52 +112,5 @@ impl Payments {
     /// the `Stripe-Signature` header.
     pub fn verify_webhook(&self, payload: &[u8], signature_header: &str) -> Result<Event, WebhookError> {
         verify(payload, signature_header, self.webhook_secrets(), SystemTime::now())
-    }
-}
-
-impl PaymentProvider for Payments {
-    fn name(&self) -> &'static str {
-        Payments::name(self)
-    }
-
-    fn create_intent<'a>(&'a self, request: &'a CreateIntent) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>> {
-        Box::pin(Payments::create_intent(self, request))
-    }
-
-    fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>> {
-        Box::pin(Payments::retrieve_intent(self, intent_id))
-    }
-
-    fn calculate_tax<'a>(&'a self, request: &'a TaxRequest) -> BoxFuture<'a, Result<TaxCalculation, PaymentError>> {
-        Box::pin(Payments::calculate_tax(self, request))
-    }
-
-    fn webhook_secrets(&self) -> &[WebhookSecret] {
-        Payments::webhook_secrets(self)
-    }
-}
-
-impl PaymentProvider for LocalPayments {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
-    fn create_intent<'a>(&'a self, request: &'a CreateIntent) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>> {
-        let result = LocalPayments::create_intent(self, request).map_err(PaymentError::from);
-        Box::pin(std::future::ready(result))
-    }
-
-    fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>> {
-        let result = LocalPayments::retrieve_intent(self, intent_id).map_err(PaymentError::from);
-        Box::pin(std::future::ready(result))
-    }
-
-    fn calculate_tax<'a>(&'a self, request: &'a TaxRequest) -> BoxFuture<'a, Result<TaxCalculation, PaymentError>> {
-        let result = LocalPayments::calculate_tax(self, request).map_err(PaymentError::from);
-        Box::pin(std::future::ready(result))
-    }
-
-    fn webhook_secrets(&self) -> &[WebhookSecret] {
-        LocalPayments::webhook_secrets(self)
     }
 }

@@ -97,9 +97,7 @@ impl WebhookSecret {
     /// process unless `LOCAL_WEBHOOK_SECRET` is set, so nobody outside the process can forge a
     /// local "payment succeeded" event.
     pub fn random_local() -> Self {
-        let mut bytes = [0u8; 32];
-        crate::local::fill_random(&mut bytes);
-        Self(format!("whsec_local_{}", hex::encode(bytes)))
+        Self(format!("whsec_local_{}", crate::random::hex(32)))
     }
 
     /// The secret itself, e.g. for a dev tool that signs requests out of process.

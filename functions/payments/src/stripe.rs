@@ -20,9 +20,10 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::random;
 use crate::secret::{ApiKey, ClientSecret};
 use crate::types::{
-    APPAREL_TAX_CODE, CreateIntent, Currency, IdempotencyKey, IntentStatus, PaymentIntent, SHIPPING_TAX_CODE,
+    APPAREL_TAX_CODE, CreateIntent, Currency, IntentStatus, PaymentIntent, SHIPPING_TAX_CODE, StripeIdempotencyKey,
     TaxCalculation, TaxRequest,
 };
 
@@ -58,7 +59,7 @@ impl RetryPolicy {
         let capped = exp.min(self.max_backoff);
         let half = capped / 2;
         let jitter_range = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
-        let jitter = if jitter_range == 0 { 0 } else { crate::local::random_u64() % (jitter_range + 1) };
+        let jitter = random::up_to(jitter_range);
         half + Duration::from_micros(jitter)
     }
 }
@@ -88,9 +89,11 @@ impl Default for StripeSettings {
     }
 }
 
-/// Stripe's error object (`{"error": {"type": …, "code": …, "message": …}}`).
+/// Stripe's error object (`{"error": {"type": …, "code": …, "message": …}}`), carried by
+/// [`StripeError::Api`]. Named for Stripe so it is never mistaken for the API crate's own
+/// `ApiError` (the error body *our* API answers with).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ApiError {
+pub struct StripeApiError {
     /// `card_error`, `invalid_request_error`, `api_error`, `idempotency_error`, …
     #[serde(rename = "type", default = "unknown_error_type")]
     pub error_type: String,
@@ -109,7 +112,7 @@ fn unknown_error_type() -> String {
 
 #[derive(Deserialize)]
 struct ErrorEnvelope {
-    error: ApiError,
+    error: StripeApiError,
 }
 
 /// Why a Stripe call failed. Carries Stripe's error and request id for support tickets, never
@@ -120,7 +123,7 @@ pub enum StripeError {
     Api {
         status: u16,
         /// Boxed: keeps every `Result<_, StripeError>` small.
-        error: Box<ApiError>,
+        error: Box<StripeApiError>,
         /// Stripe's `Request-Id` header, for its support.
         request_id: Option<String>,
         attempts: u32,
@@ -319,7 +322,7 @@ impl StripeClient {
         field("country", &address.country.to_ascii_uppercase());
         form.push(("customer_details[address_source]".into(), "shipping".into()));
 
-        let key = IdempotencyKey::new(format!("taxcalc-{}", Uuid::new_v4())).expect("a uuid key is valid");
+        let key = StripeIdempotencyKey::new(format!("taxcalc-{}", Uuid::new_v4())).expect("a uuid key is valid");
         let (status, body) = self.send(Method::POST, "/v1/tax/calculations", Some(&form), Some(&key)).await?;
         let raw: TaxResponse = parse_body(status, &body)?;
         let non_negative = |name: &str, v: i64| {
@@ -345,7 +348,7 @@ impl StripeClient {
         method: Method,
         path: &str,
         form: Option<&Form>,
-        idempotency_key: Option<&IdempotencyKey>,
+        idempotency_key: Option<&StripeIdempotencyKey>,
     ) -> Result<(StatusCode, Vec<u8>), StripeError> {
         let url = format!("{}{path}", self.inner.settings.api_base);
         let policy = self.inner.settings.retry;
@@ -428,7 +431,7 @@ fn api_error(status: StatusCode, body: &[u8], request_id: Option<String>, attemp
     let error = match serde_json::from_slice::<ErrorEnvelope>(body) {
         Ok(envelope) => Box::new(envelope.error),
         // A proxy's HTML 502 or an empty body: keep the status, say what we know.
-        Err(_) => Box::new(ApiError {
+        Err(_) => Box::new(StripeApiError {
             error_type: if status.is_server_error() { "api_error".into() } else { unknown_error_type() },
             code: None,
             decline_code: None,

@@ -65,28 +65,32 @@ impl fmt::Display for Currency {
     }
 }
 
-/// The `Idempotency-Key` sent with a PaymentIntent creation. Derived from the order, so a
-/// retried checkout (or a retried HTTP attempt) reuses the intent Stripe already made instead
-/// of charging twice.
+/// The `Idempotency-Key` header sent to Stripe with a PaymentIntent creation (the local
+/// provider honours it the same way). Derived from the order, so a retried checkout (or a
+/// retried HTTP attempt) reuses the intent Stripe already made instead of charging twice.
+///
+/// Not to be confused with the key a client sends to the API to make `POST /api/orders`
+/// safe to retry (the store's `orders::IdempotencyKey`): that one de-duplicates requests to
+/// us, this one requests from us to Stripe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(String);
+pub struct StripeIdempotencyKey(String);
 
 /// The key was empty, too long or not printable ASCII (it travels in an HTTP header).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an idempotency key is 1-255 printable ASCII characters")]
-pub struct IdempotencyKeyError;
+pub struct StripeIdempotencyKeyError;
 
-impl IdempotencyKey {
+impl StripeIdempotencyKey {
     /// `order-<uuid>-intent`: one PaymentIntent per order, however often it is requested.
     pub fn for_order(order_id: Uuid) -> Self {
         Self(format!("order-{order_id}-intent"))
     }
 
     /// Any caller-chosen key (Stripe allows up to 255 characters).
-    pub fn new(key: impl Into<String>) -> Result<Self, IdempotencyKeyError> {
+    pub fn new(key: impl Into<String>) -> Result<Self, StripeIdempotencyKeyError> {
         let key = key.into();
         if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(IdempotencyKeyError);
+            return Err(StripeIdempotencyKeyError);
         }
         Ok(Self(key))
     }
@@ -113,7 +117,7 @@ pub struct CreateIntent {
     /// The Stripe Tax calculation the total came from, kept in metadata (`tax_calculation`)
     /// so a tax transaction can be recorded from it after payment.
     pub tax_calculation_id: Option<String>,
-    pub idempotency_key: IdempotencyKey,
+    pub idempotency_key: StripeIdempotencyKey,
 }
 
 impl CreateIntent {
@@ -304,11 +308,11 @@ mod tests {
     #[test]
     fn idempotency_keys_are_bounded_printable_ascii() {
         let id = Uuid::nil();
-        assert_eq!(IdempotencyKey::for_order(id).as_str(), "order-00000000-0000-0000-0000-000000000000-intent");
-        assert!(IdempotencyKey::new("").is_err());
-        assert!(IdempotencyKey::new("a b").is_err());
-        assert!(IdempotencyKey::new("x".repeat(256)).is_err());
-        assert!(IdempotencyKey::new("x".repeat(255)).is_ok());
+        assert_eq!(StripeIdempotencyKey::for_order(id).as_str(), "order-00000000-0000-0000-0000-000000000000-intent");
+        assert!(StripeIdempotencyKey::new("").is_err());
+        assert!(StripeIdempotencyKey::new("a b").is_err());
+        assert!(StripeIdempotencyKey::new("x".repeat(256)).is_err());
+        assert!(StripeIdempotencyKey::new("x".repeat(255)).is_ok());
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! while a secret is being rolled), compares in constant time, and rejects timestamps more
 //! than the tolerance away from now in either direction, which bounds replays.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::clock::unix_seconds;
 use crate::event::Event;
 use crate::secret::WebhookSecret;
 
@@ -122,13 +123,6 @@ fn mac_for(secret: &WebhookSecret, timestamp: &str, payload: &[u8]) -> HmacSha25
     mac.update(b".");
     mac.update(payload);
     mac
-}
-
-fn unix_seconds(now: SystemTime) -> i64 {
-    match now.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
 }
 
 /// Checks the signature and timestamp only; returns the signed timestamp (Unix seconds).

@@ -251,7 +251,7 @@ async fn finish(state: &AppState, order: Order, created: bool) -> Result<PlacedO
             })?,
             receipt_email: Some(order.email.clone()),
             tax_calculation_id: order.tax_calculation_id.clone(),
-            idempotency_key: payments::IdempotencyKey::for_order(order.id.as_uuid()),
+            idempotency_key: payments::StripeIdempotencyKey::for_order(order.id.as_uuid()),
         };
         let intent = state.payments.create_intent(&request).await?;
         if order.payment_intent_id.is_none() {

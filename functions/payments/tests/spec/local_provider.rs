@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use payments::{
-    BasisPoints, Cents, CreateIntent, Currency, EventKind, IdempotencyKey, IntentStatus, LocalError, LocalPayments,
-    PaymentProvider, Payments, TaxAddress, TaxLineItem, TaxRequest, WebhookError, WebhookSecret, verify,
+    BasisPoints, Cents, CreateIntent, Currency, EventKind, IntentStatus, LocalError, LocalPayments, Payments,
+    StripeIdempotencyKey, TaxAddress, TaxLineItem, TaxRequest, WebhookError, WebhookSecret, verify,
 };
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ fn request(order_id: Uuid, amount: i64) -> CreateIntent {
         currency: Currency::usd(),
         receipt_email: None,
         tax_calculation_id: None,
-        idempotency_key: IdempotencyKey::for_order(order_id),
+        idempotency_key: StripeIdempotencyKey::for_order(order_id),
     }
 }
 
@@ -191,7 +191,7 @@ fn local_requests_are_validated_like_stripe_ones() {
 }
 
 #[tokio::test]
-async fn the_payments_handle_and_the_trait_object_behave_the_same() {
+async fn the_payments_handle_dispatches_to_the_local_provider_and_its_clones_share_it() {
     let payments = Payments::Local(local());
     assert_eq!(payments.name(), "local");
     let order = Uuid::new_v4();
@@ -202,12 +202,20 @@ async fn the_payments_handle_and_the_trait_object_behave_the_same() {
     let event = payments.verify_webhook(&webhook.payload, &webhook.signature_header).unwrap();
     assert_eq!(event.order_id(), Some(order));
 
-    let provider: std::sync::Arc<dyn PaymentProvider> = std::sync::Arc::new(payments.clone());
-    assert_eq!(provider.name(), "local");
-    let again = provider.create_intent(&request(order, 999)).await.unwrap();
+    // Every request handler holds a clone: it sees the same intents and the same secret.
+    let clone = payments.clone();
+    assert_eq!(clone.name(), "local");
+    let again = clone.create_intent(&request(order, 999)).await.unwrap();
     assert_eq!(again.id, intent.id, "clones share state");
-    assert_eq!(provider.retrieve_intent(&intent.id).await.unwrap().status, IntentStatus::Succeeded);
-    let tax = provider.calculate_tax(&tax_request(None)).await.unwrap();
+    assert_eq!(clone.retrieve_intent(&intent.id).await.unwrap().status, IntentStatus::Succeeded);
+    let tax = clone.calculate_tax(&tax_request(None)).await.unwrap();
     assert_eq!(tax.tax_amount_exclusive, Cents::ZERO);
-    assert_eq!(provider.webhook_secrets(), payments.webhook_secrets());
+    assert_eq!(clone.webhook_secrets(), payments.webhook_secrets());
+    assert_eq!(payments.webhook_secrets(), payments.local().unwrap().webhook_secrets());
+
+    // Local refusals reach the API as the same PaymentError codes Stripe's would.
+    let missing = clone.retrieve_intent("pi_local_nope").await.unwrap_err();
+    assert_eq!(missing.code(), "payment_intent_not_found");
+    let invalid = clone.create_intent(&request(Uuid::new_v4(), 0)).await.unwrap_err();
+    assert_eq!(invalid.code(), "payment_request_invalid");
 }

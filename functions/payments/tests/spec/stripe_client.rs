@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use payments::{
-    ApiKey, CreateIntent, Currency, IdempotencyKey, IntentStatus, RetryPolicy, STRIPE_API_VERSION, StripeClient,
-    StripeError, StripeSettings, TaxAddress, TaxLineItem, TaxRequest,
+    ApiKey, CreateIntent, Currency, IntentStatus, RetryPolicy, STRIPE_API_VERSION, StripeClient, StripeError,
+    StripeIdempotencyKey, StripeSettings, TaxAddress, TaxLineItem, TaxRequest,
 };
 use payments::{Cents, PaymentError, Payments, WebhookSecret};
 use serde_json::json;
@@ -45,7 +45,7 @@ fn intent_request() -> CreateIntent {
         currency: Currency::usd(),
         receipt_email: Some("ada@example.com".into()),
         tax_calculation_id: Some("taxcalc_123".into()),
-        idempotency_key: IdempotencyKey::for_order(order_id()),
+        idempotency_key: StripeIdempotencyKey::for_order(order_id()),
     }
 }
 
@@ -81,7 +81,7 @@ async fn creating_an_intent_sends_a_form_with_cents_metadata_auth_version_and_id
         .and(path("/v1/payment_intents"))
         .and(header("authorization", format!("Bearer {KEY}").as_str()))
         .and(header("stripe-version", STRIPE_API_VERSION))
-        .and(header("idempotency-key", IdempotencyKey::for_order(order_id()).as_str()))
+        .and(header("idempotency-key", StripeIdempotencyKey::for_order(order_id()).as_str()))
         .and(header("content-type", "application/x-www-form-urlencoded"))
         .respond_with(ResponseTemplate::new(200).set_body_json(intent_body()))
         .expect(1)
