@@ -7,20 +7,13 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use thiserror::Error;
-
 use crate::geo::{Continent, Country};
 use crate::headers::CorsPolicy;
 use crate::ratelimit::{RateLimits, Rule};
 use crate::routing::{HealthPolicy, Origin, OriginPool, PoolName, Steering};
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConfigError {
-    #[error("{key} is required")]
-    Missing { key: &'static str },
-    #[error("{key} is invalid: {reason}")]
-    Invalid { key: &'static str, reason: String },
-}
+/// The workspace's one configuration error: it names the key and shows the bad value.
+pub use ::config::ConfigError;
 
 /// The purge endpoint's shared secret: at least 32 bytes, compared in constant time, never
 /// printed.
@@ -91,7 +84,8 @@ impl EdgeConfig {
     /// `env.var`/`env.secret`).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |key: &'static str| var(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let invalid = |key: &'static str, reason: String| ConfigError::Invalid { key, reason };
+        let invalid =
+            |key: &'static str, reason: String| ConfigError::invalid(key, &get(key).unwrap_or_default(), reason);
 
         // EDGE_POOLS="us-west=http://a:3000,http://b:3000;eu-west=http://c:3001"
         let pools_raw = get("EDGE_POOLS").unwrap_or_else(|| "default=http://127.0.0.1:3000".to_owned());
@@ -231,12 +225,12 @@ fn pairs<T>(
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Vec<(T, PoolName)>, ConfigError> {
     let mut out = Vec::new();
-    for entry in list(raw.unwrap_or_default()) {
-        let (k, pool) = entry
-            .split_once('=')
-            .ok_or_else(|| ConfigError::Invalid { key, reason: format!("{entry:?} is not CODE=POOL") })?;
-        let k = parse(k).map_err(|reason| ConfigError::Invalid { key, reason })?;
-        let pool = pool.parse::<PoolName>().map_err(|e| ConfigError::Invalid { key, reason: e.to_string() })?;
+    let raw = raw.unwrap_or_default();
+    let invalid = |reason: String| ConfigError::invalid(key, &raw, reason);
+    for entry in list(raw.clone()) {
+        let (k, pool) = entry.split_once('=').ok_or_else(|| invalid(format!("{entry:?} is not CODE=POOL")))?;
+        let k = parse(k).map_err(invalid)?;
+        let pool = pool.parse::<PoolName>().map_err(|e| invalid(e.to_string()))?;
         out.push((k, pool));
     }
     Ok(out)

@@ -9,13 +9,15 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+    // The environment, read once.
+    let env = ::config::Env::from_process();
+    let filter = env.get("RUST_LOG").and_then(|f| EnvFilter::try_new(f).ok()).unwrap_or_else(|| EnvFilter::new("info"));
+    if env.get("LOG_FORMAT") == Some("json") {
         tracing_subscriber::fmt().json().with_env_filter(filter).init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    let var = |k: &str| std::env::var(k).ok();
+    let var = |k: &str| env.get(k).map(str::to_owned);
     let (config, native) = match (EdgeConfig::from_lookup(var), NativeConfig::from_lookup(var)) {
         (Ok(c), Ok(n)) => (c, n),
         (Err(e), _) | (_, Err(e)) => {

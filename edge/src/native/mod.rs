@@ -122,7 +122,8 @@ impl Default for NativeConfig {
 impl NativeConfig {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |key: &str| var(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let invalid = |key: &'static str, reason: String| ConfigError::Invalid { key, reason };
+        let invalid =
+            |key: &'static str, reason: String| ConfigError::invalid(key, &get(key).unwrap_or_default(), reason);
         let mut c = Self::default();
         if let Some(raw) = get("EDGE_BIND") {
             c.bind = raw.parse().map_err(|e: std::net::AddrParseError| invalid("EDGE_BIND", e.to_string()))?;

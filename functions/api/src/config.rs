@@ -119,14 +119,7 @@ impl ApiConfig {
             objects: ObjectsConfig::from_env(env)?,
             queue: QueueConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
-            payments: payments::PaymentsConfig::from_lookup(|k| env.get(k).map(str::to_owned), in_lambda).map_err(
-                |e| match e {
-                    payments::ConfigError::Missing(key) => ConfigError::Missing(key),
-                    payments::ConfigError::Invalid { key, reason } => {
-                        ConfigError::Invalid { key, value: String::new(), reason }
-                    }
-                },
-            )?,
+            payments: payments::PaymentsConfig::from_env(env)?,
             edge_purge,
             catalog_ttl: Duration::from_secs(s.catalog_cache_ttl_secs),
             request_timeout: Duration::from_millis(at_least("REQUEST_TIMEOUT_MS", s.request_timeout_ms, 100)?),

@@ -15,21 +15,14 @@
 
 use std::time::Duration;
 
+use config::{ConfigError, Env};
 use domain::BasisPoints;
+use serde::Deserialize;
 
 use crate::local::LocalPayments;
 use crate::provider::Payments;
 use crate::secret::{ApiKey, WebhookSecret};
 use crate::stripe::{DEFAULT_API_BASE, RetryPolicy, StripeClient, StripeError, StripeSettings};
-
-/// Same shape as the store's `ConfigError`: which key, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is required")]
-    Missing(&'static str),
-    #[error("{key} is not valid: {reason}")]
-    Invalid { key: &'static str, reason: String },
-}
 
 /// Stripe credentials and connection settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,101 +53,114 @@ pub enum PaymentsConfig {
     Local(LocalConfig),
 }
 
-fn truthy(raw: &str) -> Option<bool> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" | "" => Some(false),
-        _ => None,
+/// The variables in the table above, as they are set.
+#[derive(Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct PaymentsSettings {
+    pub stripe_secret_key: Option<String>,
+    /// Comma-separated for rotation.
+    pub stripe_webhook_secret: Option<Vec<String>>,
+    pub stripe_api_base: Option<String>,
+    #[serde(default = "defaults::timeout_ms")]
+    pub stripe_timeout_ms: u64,
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub stripe_connect_timeout_ms: u64,
+    #[serde(default = "defaults::max_retries")]
+    pub stripe_max_retries: u64,
+    pub payments_require_stripe: Option<bool>,
+    pub local_webhook_secret: Option<String>,
+    #[serde(default)]
+    pub local_tax_rate_bp: u64,
+}
+
+mod defaults {
+    pub fn timeout_ms() -> u64 {
+        3000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        1500
+    }
+    pub fn max_retries() -> u64 {
+        2
+    }
+}
+
+fn within(key: &'static str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(key, &value.to_string(), format!("must be between {min} and {max}")))
     }
 }
 
 impl PaymentsConfig {
-    /// Reads the process environment; "in Lambda" is detected the way the store does it
-    /// (`AWS_LAMBDA_RUNTIME_API`).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-        Self::from_lookup(|k| std::env::var(k).ok(), in_lambda)
+    /// Reads the variables in the table above. Inside Lambda a Stripe key is required unless
+    /// `PAYMENTS_REQUIRE_STRIPE=0` says otherwise: a deploy that silently fell back to
+    /// pretend payments would give orders away.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Self::from_settings(env.parse()?, env.in_lambda())
     }
 
-    /// Reads settings through `var` (the environment in production, a map in tests). In
-    /// Lambda a Stripe key is required unless `PAYMENTS_REQUIRE_STRIPE=0` says otherwise:
-    /// a deploy that silently fell back to pretend payments would give orders away.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>, in_lambda: bool) -> Result<Self, ConfigError> {
-        let present = |key: &str| var(key).filter(|v| !v.trim().is_empty());
-        let require_stripe = match present("PAYMENTS_REQUIRE_STRIPE") {
-            None => in_lambda,
-            Some(raw) => truthy(&raw).ok_or_else(|| ConfigError::Invalid {
-                key: "PAYMENTS_REQUIRE_STRIPE",
-                reason: "expected 1/0/true/false".into(),
-            })?,
-        };
-        let number = |key: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            let value = match present(key) {
-                None => default,
-                Some(raw) => raw
-                    .trim()
-                    .parse()
-                    .map_err(|e: std::num::ParseIntError| ConfigError::Invalid { key, reason: e.to_string() })?,
-            };
-            if !(min..=max).contains(&value) {
-                return Err(ConfigError::Invalid { key, reason: format!("must be between {min} and {max}") });
-            }
-            Ok(value)
-        };
-
-        let Some(raw_key) = present("STRIPE_SECRET_KEY") else {
+    pub fn from_settings(s: PaymentsSettings, in_lambda: bool) -> Result<Self, ConfigError> {
+        let require_stripe = s.payments_require_stripe.unwrap_or(in_lambda);
+        let Some(raw_key) = s.stripe_secret_key else {
             if require_stripe {
                 return Err(ConfigError::Missing("STRIPE_SECRET_KEY"));
             }
-            if present("STRIPE_WEBHOOK_SECRET").is_some() {
+            if let Some(secrets) = &s.stripe_webhook_secret {
                 // Half a Stripe configuration is a mistake, not a request for local payments.
-                return Err(ConfigError::Invalid {
-                    key: "STRIPE_WEBHOOK_SECRET",
-                    reason: "set without STRIPE_SECRET_KEY".into(),
-                });
+                return Err(ConfigError::invalid(
+                    "STRIPE_WEBHOOK_SECRET",
+                    &secrets.join(","),
+                    "set without STRIPE_SECRET_KEY",
+                ));
             }
-            let webhook_secret = match present("LOCAL_WEBHOOK_SECRET") {
+            let webhook_secret = match s.local_webhook_secret {
                 Some(raw) => WebhookSecret::parse(&raw)
-                    .map_err(|e| ConfigError::Invalid { key: "LOCAL_WEBHOOK_SECRET", reason: e.to_string() })?,
+                    .map_err(|e| ConfigError::invalid("LOCAL_WEBHOOK_SECRET", &raw, e.to_string()))?,
                 None => WebhookSecret::random_local(),
             };
-            let tax_rate = number("LOCAL_TAX_RATE_BP", 0, 0, 5000)?;
+            let tax_rate = within("LOCAL_TAX_RATE_BP", s.local_tax_rate_bp, 0, 5000)?;
             return Ok(Self::Local(LocalConfig { webhook_secret, tax_rate: BasisPoints::new(tax_rate as u32) }));
         };
 
-        let api_key = ApiKey::parse(&raw_key)
-            .map_err(|e| ConfigError::Invalid { key: "STRIPE_SECRET_KEY", reason: e.to_string() })?;
-        let raw_secrets = present("STRIPE_WEBHOOK_SECRET").ok_or(ConfigError::Missing("STRIPE_WEBHOOK_SECRET"))?;
-        let webhook_secrets = raw_secrets
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                WebhookSecret::parse(s)
-                    .map_err(|e| ConfigError::Invalid { key: "STRIPE_WEBHOOK_SECRET", reason: e.to_string() })
+        let api_key =
+            ApiKey::parse(&raw_key).map_err(|e| ConfigError::invalid("STRIPE_SECRET_KEY", &raw_key, e.to_string()))?;
+        let webhook_secrets = s
+            .stripe_webhook_secret
+            .unwrap_or_default()
+            .iter()
+            .map(|raw| {
+                WebhookSecret::parse(raw).map_err(|e| ConfigError::invalid("STRIPE_WEBHOOK_SECRET", raw, e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if webhook_secrets.is_empty() {
             return Err(ConfigError::Missing("STRIPE_WEBHOOK_SECRET"));
         }
 
-        let api_base = present("STRIPE_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
-        let api_base = api_base.trim().trim_end_matches('/').to_owned();
+        let api_base = s.stripe_api_base.unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        let api_base = api_base.trim_end_matches('/').to_owned();
         let https = api_base.starts_with("https://");
         if !(https || api_base.starts_with("http://")) || api_base.contains(char::is_whitespace) {
-            return Err(ConfigError::Invalid { key: "STRIPE_API_BASE", reason: "expected an http(s):// URL".into() });
+            return Err(ConfigError::invalid("STRIPE_API_BASE", &api_base, "expected an http(s):// URL"));
         }
         if api_key.is_live() && !https {
-            return Err(ConfigError::Invalid {
-                key: "STRIPE_API_BASE",
-                reason: "a live key is only sent over https".into(),
-            });
+            return Err(ConfigError::invalid("STRIPE_API_BASE", &api_base, "a live key is only sent over https"));
         }
 
         let settings = StripeSettings {
             api_base,
-            timeout: Duration::from_millis(number("STRIPE_TIMEOUT_MS", 3000, 100, 120_000)?),
-            connect_timeout: Duration::from_millis(number("STRIPE_CONNECT_TIMEOUT_MS", 1500, 50, 60_000)?),
-            retry: RetryPolicy { max_retries: number("STRIPE_MAX_RETRIES", 2, 0, 5)? as u32, ..RetryPolicy::default() },
+            timeout: Duration::from_millis(within("STRIPE_TIMEOUT_MS", s.stripe_timeout_ms, 100, 120_000)?),
+            connect_timeout: Duration::from_millis(within(
+                "STRIPE_CONNECT_TIMEOUT_MS",
+                s.stripe_connect_timeout_ms,
+                50,
+                60_000,
+            )?),
+            retry: RetryPolicy {
+                max_retries: within("STRIPE_MAX_RETRIES", s.stripe_max_retries, 0, 5)? as u32,
+                ..RetryPolicy::default()
+            },
         };
         Ok(Self::Stripe(StripeConfig { api_key, webhook_secrets, settings }))
     }

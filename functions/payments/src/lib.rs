@@ -12,7 +12,7 @@
 //!   confirms a payment by producing a *signed* webhook that the API feeds to the same route
 //!   and the same [`verify`] call as a real Stripe event.
 //!
-//! The API holds a [`Payments`] (cheap to clone) built once from [`PaymentsConfig::from_env`].
+//! The API holds a [`Payments`] (cheap to clone) built once from [`PaymentsConfig::from_env`] (the workspace's `config::Env`).
 
 mod clock;
 mod config;
@@ -28,7 +28,7 @@ mod stripe;
 mod types;
 mod webhook;
 
-pub use config::{ConfigError, LocalConfig, PaymentsConfig, StripeConfig};
+pub use config::{LocalConfig, PaymentsConfig, PaymentsSettings, StripeConfig};
 pub use event::{Event, EventKind};
 pub use local::{LocalError, LocalPayments, SignedWebhook};
 pub use provider::{PaymentError, Payments};

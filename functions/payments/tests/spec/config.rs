@@ -1,13 +1,16 @@
 //! Start-up validation: a wrong or half-made payments configuration stops the process.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use payments::{BasisPoints, ConfigError, DEFAULT_API_BASE, PaymentsConfig};
+use config::{ConfigError, Env};
+use payments::{BasisPoints, DEFAULT_API_BASE, PaymentsConfig};
 
 fn config(pairs: &[(&str, &str)], in_lambda: bool) -> Result<PaymentsConfig, ConfigError> {
-    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    PaymentsConfig::from_lookup(|k| map.get(k).cloned(), in_lambda)
+    let mut env = Env::from_pairs(pairs.iter().copied());
+    if in_lambda {
+        env = env.with("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
+    }
+    PaymentsConfig::from_env(&env)
 }
 
 #[test]
