@@ -31,7 +31,8 @@ for p in "${photos[@]}"; do
 done
 
 echo "bench-cutout: building (release)..." >&2
-cargo build --quiet --release --manifest-path "${crate}/Cargo.toml" --example bench --bin cutout >&2
+cargo build --quiet --release --manifest-path "${repo_root}/Cargo.toml" -p stolentee-cutout -p stolentee-cutout-cli \
+  --example bench --bin cutout >&2
 bench_bin="${CARGO_TARGET_DIR}/release/examples/bench"
 cli_bin="${CARGO_TARGET_DIR}/release/cutout"
 
