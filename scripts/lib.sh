@@ -188,6 +188,7 @@ cleanup_on_exit() {
   trap 'exit 143' TERM
 }
 
+# shellcheck disable=SC2034  # PG_URL and PG_STARTED are for the caller
 pg_ensure() {
   local was_running=0
   if "$ROOT/scripts/pg.sh" status >/dev/null 2>&1; then was_running=1; fi
