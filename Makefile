@@ -1,5 +1,6 @@
 # Stolen Tee backend. Every target is a plain, visible sequence of commands; the scripts it
-# calls live in scripts/ and say what they do.
+# calls live in scripts/ and say what they do, and the benchmarks measure with `cargo xtask`
+# (xtask/README.md).
 #
 #   make dev        Postgres (DATABASE_URL or a project-local cluster) + migrate + seed + API
 #                   on http://127.0.0.1:3000; Ctrl-C stops what it started
@@ -17,11 +18,16 @@
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
+# Each recipe runs in one shell, so a recipe's lines can be its steps: what an early line
+# starts (make test's services), a trap on that shell stops however a later line ends.
+.ONESHELL:
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
 PG := scripts/pg.sh
 MOTO := scripts/moto.sh
+FMT_CHECK := $(CARGO) fmt --all -- --check
+CLIPPY := $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: help dev test migrate seed fmt lint bench-api bench-edge bench-cutout model deploy clean-dev \
         check-cargo check-rustfmt check-clippy
@@ -66,37 +72,32 @@ fmt: check-rustfmt
 	$(CARGO) fmt --all
 
 lint: check-rustfmt check-clippy
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(FMT_CHECK)
+	$(CLIPPY)
 
-# make test: the services and files tests need first, then the checks, then the tests.
-#  - Postgres: TEST_DATABASE_URL = the ensured server with database `postgres`; tests create
-#    their own databases there. A project-local cluster started here is stopped at the end.
-#  - moto (S3 + SQS stand-in) on 127.0.0.1:5005: MOTO_ENDPOINT; stopped at the end if
-#    started here.
-#  - The u2netp model (md5-checked) and a rembg virtualenv: the parity test runs rembg
-#    itself (CUTOUT_PARITY=1).
+# make test (and exactly what .ci/run runs), in five steps:
+#  1. services (scripts/services.sh): Postgres, TEST_DATABASE_URL = the ensured server with
+#     database `postgres` (tests create their own databases there); moto, the S3 + SQS
+#     stand-in on 127.0.0.1:5005, MOTO_ENDPOINT. Whatever this step started is stopped when
+#     the recipe ends, passing or failing (the trap); what was already running is left alone.
+#  2. the u2netp model (md5-checked) and the rembg virtualenv: the parity test runs rembg
+#     itself (CUTOUT_PARITY=1 makes a missing model or virtualenv a failure, not a skip)
+#  3. format check  4. clippy  5. unit + integration tests of the whole workspace
 test: check-rustfmt check-clippy
-	@cleanup=':'; \
-	if $(PG) status >/dev/null 2>&1; then pg_was_running=1; else pg_was_running=0; fi; \
-	url="$$($(PG) ensure)"; \
-	if [ "$$pg_was_running" = 0 ] && $(PG) status >/dev/null 2>&1; then cleanup="$$cleanup; $(PG) stop"; trap "$$cleanup" EXIT; fi; \
-	if $(MOTO) status >/dev/null 2>&1; then moto_was_running=1; else moto_was_running=0; fi; \
-	export MOTO_ENDPOINT="$$($(MOTO) start)"; \
-	if [ "$$moto_was_running" = 0 ]; then cleanup="$$cleanup; $(MOTO) stop"; trap "$$cleanup" EXIT; fi; \
-	echo "==> MOTO_ENDPOINT=$$MOTO_ENDPOINT (S3 + SQS stand-in)"; \
-	echo "==> model and rembg reference"; \
-	scripts/fetch-model.sh; \
-	scripts/rembg-venv.sh; \
-	export CUTOUT_PARITY=1 MODELS_DIR="$$PWD/models"; \
-	export TEST_DATABASE_URL="$$($(PG) url-for postgres "$$url")"; \
-	echo "==> TEST_DATABASE_URL=$$(sed -E 's|(://[^:/@]*):[^@/]*@|\1:***@|' <<<"$$TEST_DATABASE_URL")"; \
-	echo "==> cargo fmt --all -- --check"; \
-	$(CARGO) fmt --all -- --check; \
-	echo "==> cargo clippy --workspace --all-targets -- -D warnings"; \
-	$(CARGO) clippy --workspace --all-targets -- -D warnings; \
-	echo "==> cargo test --workspace"; \
-	$(CARGO) test --workspace; \
+	@echo "==> 1/5 services: Postgres + moto"
+	services="$$(scripts/services.sh up)"
+	eval "$$services"
+	trap 'scripts/services.sh down' EXIT
+	echo "==> 2/5 cut-out model + rembg reference virtualenv"
+	scripts/fetch-model.sh
+	scripts/rembg-venv.sh
+	export CUTOUT_PARITY=1 MODELS_DIR="$$PWD/models"
+	echo "==> 3/5 $(FMT_CHECK)"
+	$(FMT_CHECK)
+	echo "==> 4/5 $(CLIPPY)"
+	$(CLIPPY)
+	echo "==> 5/5 $(CARGO) test --workspace"
+	$(CARGO) test --workspace
 	echo "==> make test: all green"
 
 # --- benchmarks, assets, deploy ------------------------------------------------------------
@@ -112,7 +113,7 @@ bench-cutout: check-cargo
 	scripts/bench-cutout.sh
 
 model:
-	@test -x scripts/fetch-model.sh || { echo "error: scripts/fetch-model.sh is missing or not executable" >&2; exit 1; }
+	test -x scripts/fetch-model.sh || { echo "error: scripts/fetch-model.sh is missing or not executable" >&2; exit 1; }
 	scripts/fetch-model.sh
 
 deploy: check-cargo

@@ -13,11 +13,12 @@
 # DEPLOY_ONLY=edge|functions|migrations runs one step. Nothing is deployed until every
 # prerequisite of the chosen steps has been checked.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
 
 only="${DEPLOY_ONLY:-all}"
 case "$only" in all | edge | functions | migrations) ;; *)
-  echo "deploy: DEPLOY_ONLY must be edge, functions or migrations (got '$only')" >&2
+  say "error: DEPLOY_ONLY must be edge, functions or migrations (got '$only')"
   exit 2
   ;;
 esac

@@ -18,7 +18,7 @@
 # API_BIND_SECOND, EDGE_BIND, EDGE_* (the edge's keys: see edge/README.md).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 export API_BIND="${API_BIND:-127.0.0.1:3000}"
@@ -31,88 +31,24 @@ API2_URL="http://$API_BIND_SECOND"
 EDGE_URL="http://$EDGE_BIND"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 
-say() { printf '\033[1mdev:\033[0m %s\n' "$*" >&2; }
-die() { printf 'dev: error: %s\n' "$*" >&2; exit 1; }
+need_cmd cargo "install Rust from https://rustup.rs"
+need_cmd curl "apt-get install -y curl"
 
-for tool in cargo curl; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found (cargo: install Rust from https://rustup.rs; curl: apt-get install -y curl)"
-done
-
-# ---------------------------------------------------------------------------------------
-# Process bookkeeping: everything started with start_bg is stopped by cleanup().
-PIDS=()
-NAMES=()
-PG_STARTED=0
-CLEANED=0
-
-start_bg() { # start_bg NAME CMD... (runs in the background, remembered for cleanup)
-  local name="$1"; shift
-  "$@" &
-  PIDS+=("$!")
-  NAMES+=("$name")
-  say "started $name (pid $!)"
-}
-
-stop_pid() { # stop_pid PID NAME: TERM, wait up to 10 s, then KILL
-  local pid="$1" name="$2" i
-  kill -0 "$pid" 2>/dev/null || return 0
-  say "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "$name did not stop in 10 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$?
-  ((CLEANED)) && return 0
-  CLEANED=1
-  trap - INT TERM EXIT
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    stop_pid "${PIDS[$i]}" "${NAMES[$i]}"
-  done
-  if ((PG_STARTED)); then
-    scripts/pg.sh stop || true
-  fi
-  say "stopped"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_ready NAME URL PID: poll URL until it answers 2xx; fail if PID dies or on timeout.
-wait_ready() {
-  local name="$1" url="$2" pid="$3" deadline=$((SECONDS + READY_TIMEOUT))
-  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || die "$name exited before it was ready (see its output above)"
-    ((SECONDS < deadline)) || die "$name not ready at $url after ${READY_TIMEOUT}s"
-    sleep 0.25
-  done
-  say "$name ready: $url"
-}
+# Everything started with start_bg is stopped on exit (newest first), then Postgres if this
+# script started it.
+cleanup_on_exit
 
 # ---------------------------------------------------------------------------------------
 # 0. Ports we will serve on must be free.
-for pair in "API_BIND=$API_BIND" "API_BIND_SECOND=$API_BIND_SECOND" "EDGE_BIND=$EDGE_BIND"; do
-  addr="${pair#*=}"
-  if (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
-    die "something already listens on $addr; stop it or set ${pair%%=*}"
-  fi
-done
+require_free_port "$API_BIND" "set API_BIND"
+require_free_port "$API_BIND_SECOND" "set API_BIND_SECOND"
+require_free_port "$EDGE_BIND" "set EDGE_BIND"
 
 # 1. Postgres
-if scripts/pg.sh status >/dev/null 2>&1; then pg_was_running=1; else pg_was_running=0; fi
-DATABASE_URL="$(scripts/pg.sh ensure)"
-export DATABASE_URL
-if ((pg_was_running == 0)) && scripts/pg.sh status >/dev/null 2>&1; then PG_STARTED=1; fi
+pg_ensure
+export DATABASE_URL="$PG_URL"
+if ((PG_STARTED)); then on_exit pg_stop; fi
+on_exit 'say stopped'
 
 # 2. Build every binary in one cargo invocation, then run them from the target directory:
 #    separate `cargo run -p …` calls unify features per package set and rebuilt the shared
@@ -120,7 +56,7 @@ if ((pg_was_running == 0)) && scripts/pg.sh status >/dev/null 2>&1; then PG_STAR
 say "building migrate, the API + worker and the edge"
 cargo build -p stolentee-db --bin migrate -p stolentee-dev-stack --bin stolentee-dev \
   -p stolentee-edge --bin stolentee-edge
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+BIN="$(cargo_target_dir)/debug"
 
 # Migrations + seed
 say "migrating and seeding"
@@ -139,10 +75,10 @@ export OBJECT_STORE="${OBJECT_STORE:-local}" QUEUE="${QUEUE:-memory}"
 export EDGE_PURGE_SECRET="${EDGE_PURGE_SECRET:-dev-only-purge-secret-0123456789abcdef}"
 export EDGE_PURGE_URL="${EDGE_PURGE_URL:-$EDGE_URL/__edge/purge}"
 export LOCAL_OBJECTS_DIR="${LOCAL_OBJECTS_DIR:-$PWD/.dev/objects}" LOCAL_OBJECTS_PUBLIC_URL="${LOCAL_OBJECTS_PUBLIC_URL:-$API_URL}"
-start_bg api+worker "$BIN/stolentee-dev"
-API_PID="${PIDS[-1]}"
-wait_ready api "$API_URL/health/ready" "$API_PID"
-wait_ready api-second "$API2_URL/health/ready" "$API_PID"
+start_bg api+worker - "$BIN/stolentee-dev"
+API_PID="$BG_PID"
+wait_http api "$API_URL/health/ready" "$API_PID" "$READY_TIMEOUT"
+wait_http api-second "$API2_URL/health/ready" "$API_PID" "$READY_TIMEOUT"
 
 # 5. The edge in front of both origins: catalog cache, geo pools with failover, assets from
 #    the local object store's directory, rate limits, security headers, CORS.
@@ -152,11 +88,11 @@ export EDGE_FALLBACK_POOL="${EDGE_FALLBACK_POOL:-us-west}"
 export EDGE_HEALTH_PROBE_SECS="${EDGE_HEALTH_PROBE_SECS:-5}"
 export EDGE_AFFINITY_COOKIE="${EDGE_AFFINITY_COOKIE:-on}"
 export EDGE_CORS_ORIGINS="${EDGE_CORS_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
-start_bg edge "$BIN/stolentee-edge"
-wait_ready edge "$EDGE_URL/__edge/health" "${PIDS[-1]}"
+start_bg edge - "$BIN/stolentee-edge"
+wait_http edge "$EDGE_URL/__edge/health" "$BG_PID" "$READY_TIMEOUT"
 
 # ---------------------------------------------------------------------------------------
-redacted_db="$(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$DATABASE_URL")"
+redacted_db="$(redact "$DATABASE_URL")"
 cat >&2 <<EOF
 
   Stolen Tee dev stack is up.
@@ -187,10 +123,10 @@ EOF
 
 # Wait until a process exits (that is an error) or a signal arrives (the trap cleans up).
 while true; do
-  for i in "${!PIDS[@]}"; do
-    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-      wait "${PIDS[$i]}" && rc=0 || rc=$?
-      say "${NAMES[$i]} exited (status $rc); shutting down"
+  for i in "${!BG_PIDS[@]}"; do
+    if ! kill -0 "${BG_PIDS[$i]}" 2>/dev/null; then
+      wait "${BG_PIDS[$i]}" && rc=0 || rc=$?
+      say "${BG_NAMES[$i]} exited (status $rc); shutting down"
       exit 1
     fi
   done

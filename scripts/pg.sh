@@ -22,19 +22,13 @@
 #   PG_BINDIR      directory with initdb/pg_ctl/postgres (default: newest /usr/lib/postgresql/*/bin)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DEFAULT_URL="postgres://postgres@127.0.0.1:5432/stolentee"
 LOCAL_DIR="${PG_LOCAL_DIR:-$ROOT/.dev/pg}"
 LOCAL_PORT="${PG_LOCAL_PORT:-54329}"
 DATA_DIR="$LOCAL_DIR/data"
 SOCK_DIR="$LOCAL_DIR/run"
 LOG_FILE="$LOCAL_DIR/postgres.log"
-
-log() { printf 'pg.sh: %s\n' "$*" >&2; }
-die() { printf 'pg.sh: error: %s\n' "$*" >&2; exit 1; }
-
-# Hide a password in a URL before printing it in a message.
-redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; }
 
 # url_for DB URL -> URL with the database path replaced by DB (query string kept).
 url_for() {
@@ -49,19 +43,6 @@ db_of() {
   local url="$1"
   local re='^postgres(ql)?://[^/?]*/([^?]+)'
   if [[ "$url" =~ $re ]]; then printf '%s\n' "${BASH_REMATCH[2]}"; else printf 'stolentee\n'; fi
-}
-
-is_root() { [[ "$(id -u)" == 0 ]]; }
-is_debian() { [[ -f /etc/debian_version ]] && command -v apt-get >/dev/null 2>&1; }
-
-apt_install() {
-  log "installing with apt-get: $*"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "$@" >&2; then
-    log "apt-get install failed; running apt-get update and retrying"
-    apt-get update >&2
-    apt-get install -y --no-install-recommends "$@" >&2
-  fi
 }
 
 # Locate initdb/pg_ctl/postgres. Versioned Debian directories first (a pg_ctl on PATH may be
@@ -148,7 +129,7 @@ start_local() {
   fi
 
   if local_running; then
-    log "project-local cluster already running ($DATA_DIR, port $LOCAL_PORT)"
+    say "project-local cluster already running ($DATA_DIR, port $LOCAL_PORT)"
     return 0
   fi
 
@@ -171,12 +152,12 @@ start_local() {
   # Unix socket paths are limited to ~107 bytes; fall back to TCP only when too long.
   local sockdirs="$SOCK_DIR"
   if (( ${#SOCK_DIR} + 20 > 100 )); then
-    log "socket path too long, the local cluster will listen on TCP only"
+    say "socket path too long, the local cluster will listen on TCP only"
     sockdirs=""
   fi
 
   if [[ ! -f "$DATA_DIR/PG_VERSION" ]]; then
-    log "initialising project-local cluster in $DATA_DIR ($("$bindir/postgres" --version))"
+    say "initialising project-local cluster in $DATA_DIR ($("$bindir/postgres" --version))"
     as_owner "$bindir/initdb" -D "$DATA_DIR" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
       >"$LOCAL_DIR/initdb.log" 2>&1 \
       || as_owner "$bindir/initdb" -D "$DATA_DIR" -U postgres --auth=trust -E UTF8 --no-locale \
@@ -192,7 +173,7 @@ max_connections = 200
 EOF
   fi
 
-  log "starting project-local cluster on 127.0.0.1:$LOCAL_PORT (log: $LOG_FILE)"
+  say "starting project-local cluster on 127.0.0.1:$LOCAL_PORT (log: $LOG_FILE)"
   if ! as_owner "$bindir/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -w -t 60 \
       -o "-p $LOCAL_PORT -c listen_addresses=127.0.0.1" start >&2; then
     tail -n 30 "$LOG_FILE" >&2 || true
@@ -208,7 +189,7 @@ ensure_db() {
     -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" \
     || die "cannot query $(redact "$admin") (wrong user/password?)"
   if [[ "$exists" != 1 ]]; then
-    log "creating database $db"
+    say "creating database $db"
     if ! psql "$admin" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\"" >&2; then
       exists="$(psql "$admin" -X -q -At -c "SELECT 1 FROM pg_database WHERE datname = '$db'")"
       [[ "$exists" == 1 ]] || die "could not create database $db on $(redact "$admin")"
@@ -223,12 +204,12 @@ cmd_ensure() {
   ensure_client
   admin="$(url_for postgres "$URL")"
   if pg_isready -q -d "$admin" -t 3; then
-    log "using the server at $(redact "$URL")"
+    say "using the server at $(redact "$URL")"
     ensure_db "$admin" "$db"
     printf '%s\n' "$URL"
     return 0
   fi
-  log "no server answers at $(redact "$URL"); using a project-local cluster"
+  say "no server answers at $(redact "$URL"); using a project-local cluster"
   start_local
   local lurl
   lurl="$(local_url "$db")"
@@ -238,25 +219,25 @@ cmd_ensure() {
 
 cmd_stop() {
   if [[ ! -f "$DATA_DIR/PG_VERSION" ]]; then
-    log "no project-local cluster in $DATA_DIR; nothing to stop"
+    say "no project-local cluster in $DATA_DIR; nothing to stop"
     return 0
   fi
   if ! local_running; then
-    log "project-local cluster is not running"
+    say "project-local cluster is not running"
     return 0
   fi
   local bindir
   bindir="$(find_bindir)"
-  log "stopping project-local cluster ($DATA_DIR)"
+  say "stopping project-local cluster ($DATA_DIR)"
   as_owner "$bindir/pg_ctl" -D "$DATA_DIR" -m fast -w -t 60 stop >&2
 }
 
 cmd_status() {
   if local_running; then
-    log "project-local cluster running: $(local_url "$(db_of "${DATABASE_URL:-$DEFAULT_URL}")")"
+    say "project-local cluster running: $(local_url "$(db_of "${DATABASE_URL:-$DEFAULT_URL}")")"
     return 0
   fi
-  log "project-local cluster not running"
+  say "project-local cluster not running"
   return 1
 }
 

@@ -7,10 +7,9 @@
 #
 # Env: REMBG_VENV overrides the location; PYTHON picks the interpreter that creates it.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${REMBG_VENV:-${repo_root}/.venv-rembg}"
-python="${PYTHON:-python3}"
+venv="${REMBG_VENV:-$ROOT/.venv-rembg}"
 
 # Pinned so parity figures are reproducible.
 REQS=(
@@ -18,27 +17,8 @@ REQS=(
   "onnxruntime==1.24.4"
   "scikit-image==0.26.0"
 )
-stamp="${venv}/.stolentee-reqs"
-want="$(printf '%s\n' "${REQS[@]}")"
 
-say() { echo "rembg-venv: $*" >&2; }
-
-if [ -x "${venv}/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  say "${venv} up to date"
-  echo "${venv}/bin/python"
-  exit 0
-fi
-
-command -v "$python" >/dev/null 2>&1 || { say "error: $python not found"; exit 1; }
-if [ ! -x "${venv}/bin/python" ]; then
-  say "creating ${venv}"
-  "$python" -m venv "$venv" || { say "error: could not create a virtualenv (install python3-venv?)"; exit 1; }
-fi
-say "installing ${REQS[*]}"
-"${venv}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-"${venv}/bin/python" -m pip install --quiet --disable-pip-version-check "${REQS[@]}" >&2
-# Smoke check: importing rembg must not try to download anything.
-"${venv}/bin/python" -c 'import rembg, onnxruntime, skimage.data' >&2
-echo "$want" >"$stamp"
-say "ready"
-echo "${venv}/bin/python"
+# Smoke check before the stamp is written: importing rembg must not try to download anything.
+ensure_venv --upgrade-pip --check 'import rembg, onnxruntime, skimage.data' "$venv" "${REQS[@]}"
+say "$venv ready"
+echo "$venv/bin/python"

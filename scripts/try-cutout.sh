@@ -8,12 +8,14 @@
 #
 #   scripts/try-cutout.sh IMAGE [OUT.png]      (API_URL, default http://127.0.0.1:3000)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 api="${API_URL:-http://127.0.0.1:3000}"
 image="${1:?usage: scripts/try-cutout.sh IMAGE [OUT.png]}"
 out="${2:-${image%.*}.cutout.png}"
-[ -f "$image" ] || { echo "try-cutout: no such file: $image" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "try-cutout: python3 is needed to read JSON" >&2; exit 1; }
+[ -f "$image" ] || die "no such file: $image"
+need_cmd python3 "it is needed to read JSON"
+need_cmd curl "apt-get install -y curl"
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
 
@@ -21,7 +23,7 @@ case "$(tr '[:upper:]' '[:lower:]' <<<"${image##*.}")" in
   png) type=image/png ;;
   jpg | jpeg) type=image/jpeg ;;
   webp) type=image/webp ;;
-  *) echo "try-cutout: use a .png, .jpg or .webp file" >&2; exit 1 ;;
+  *) die "use a .png, .jpg or .webp file" ;;
 esac
 size=$(wc -c <"$image" | tr -d ' ')
 
@@ -29,25 +31,25 @@ start=$(curl -fsS -X POST "$api/api/uploads" -H 'content-type: application/json'
   -d "{\"content_type\":\"$type\",\"byte_size\":$size,\"filename\":\"$(basename "$image")\"}")
 upload_id=$(json 'd["upload"]["id"]' <<<"$start")
 put_url=$(json 'd["upload"]["put"]["url"]' <<<"$start")
-echo "upload $upload_id" >&2
+say "upload $upload_id"
 
 curl -fsS -X PUT "$put_url" -H "content-type: $type" --data-binary "@$image" >/dev/null
 asset_id=$(curl -fsS -X POST "$api/api/uploads/$upload_id/complete" | json 'd["asset"]["id"]')
-echo "asset  $asset_id" >&2
+say "asset  $asset_id"
 
 job_id=$(curl -fsS -X POST "$api/api/jobs" -H 'content-type: application/json' -d "{\"asset_id\":\"$asset_id\"}" | json 'd["job"]["id"]')
-echo "job    $job_id" >&2
+say "job    $job_id"
 
 while true; do
   job=$(curl -fsS "$api/api/jobs/$job_id")
   status=$(json 'd["job"]["status"]' <<<"$job")
-  echo "  $(json 'd["job"]["log"]' <<<"$job")" >&2
+  say "  $(json 'd["job"]["log"]' <<<"$job")"
   case "$status" in
     done) break ;;
-    error) echo "try-cutout: job failed: $(json 'd["job"]["error"]' <<<"$job")" >&2; exit 1 ;;
+    error) die "job failed: $(json 'd["job"]["error"]' <<<"$job")" ;;
   esac
   sleep 2
 done
 url=$(json 'd["job"]["result"]["transparent"]["url"]' <<<"$job")
 curl -fsS "$url" -o "$out"
-echo "wrote $out" >&2
+say "wrote $out"

@@ -3,7 +3,7 @@
 //! Removes the background from a customer's photo the way [rembg] does — same model files,
 //! same pre- and post-processing, so the same input gives the same mask — but in Rust, on
 //! [tract], with no Python, no onnxruntime and no web stack. The `remove-bg` queue worker
-//! and the `cutout` CLI are its two users.
+//! and the `cutout` CLI (crate `stolentee-cutout-cli`) are its two users.
 //!
 //! ```no_run
 //! use cutout::{CutoutOptions, Engine, ModelSpec, PngCompression};

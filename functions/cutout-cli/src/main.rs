@@ -1,4 +1,5 @@
-//! `cutout`: rembg-style command line for the cut-out engine.
+//! `cutout`: rembg-style command line for the cut-out engine (library `cutout`, crate
+//! `stolentee-cutout`). It lives in its own crate so clap and indicatif stay out of the library.
 //!
 //! ```text
 //! cutout i INPUT OUTPUT        one file ("-" for stdin/stdout)

@@ -1,4 +1,5 @@
--- wrk script for scripts/bench-api.sh.
+-- The wrk script of every `cargo xtask bench` run (embedded in the xtask binary and written
+-- to target/bench/raw/wrk-report.lua before wrk starts).
 --
 -- Request shape from the environment (so one script serves every scenario):
 --   BENCH_METHOD  GET (default) | POST
@@ -7,7 +8,7 @@
 -- No response() callback on purpose: defining one makes wrk parse and hand every response
 -- to Lua, which costs the load generator (on the same 2 cores as the API) a lot of CPU.
 -- Errors are therefore wrk's own counters: HTTP status >= 400 plus socket errors
--- (connect/read/write/timeout). bench-api.sh checks each scenario answers 2xx beforehand.
+-- (connect/read/write/timeout). The benchmark checks each scenario answers 2xx beforehand.
 --
 -- done() prints one machine-readable line, latencies in microseconds:
 --   BENCH_RESULT requests=.. duration_us=.. rps=.. p50_us=.. p95_us=.. p99_us=.. max_us=..
