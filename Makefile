@@ -84,19 +84,21 @@ lint: check-rustfmt check-clippy
 #     itself (CUTOUT_PARITY=1 makes a missing model or virtualenv a failure, not a skip)
 #  3. format check  4. clippy  5. unit + integration tests of the whole workspace
 test: check-rustfmt check-clippy
-	@echo "==> 1/5 services: Postgres + moto"
+	@echo "==> 1/6 services: Postgres + moto"
 	services="$$(scripts/services.sh up)"
 	eval "$$services"
 	trap 'scripts/services.sh down' EXIT
-	echo "==> 2/5 cut-out model + rembg reference virtualenv"
+	echo "==> 2/6 cut-out model + rembg reference virtualenv"
 	scripts/fetch-model.sh
 	scripts/rembg-venv.sh
 	export CUTOUT_PARITY=1 MODELS_DIR="$$PWD/models"
-	echo "==> 3/5 $(FMT_CHECK)"
+	echo "==> 3/6 $(FMT_CHECK)"
 	$(FMT_CHECK)
-	echo "==> 4/5 $(CLIPPY)"
+	echo "==> 4/6 scripts/check-links.sh: each binary links only what it uses"
+	scripts/check-links.sh
+	echo "==> 5/6 $(CLIPPY)"
 	$(CLIPPY)
-	echo "==> 5/5 $(CARGO) test --workspace"
+	echo "==> 6/6 $(CARGO) test --workspace"
 	$(CARGO) test --workspace
 	echo "==> make test: all green"
 
