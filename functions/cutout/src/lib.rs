@@ -91,15 +91,17 @@ mod decode;
 mod encode;
 mod engine;
 mod error;
+mod limits;
 mod model;
 mod postprocess;
 mod resample;
 mod rewrite;
 
-pub use decode::{decode_image, probe, DecodeLimits, ImageInfo, ACCEPTED_FORMATS};
+pub use decode::{decode_image, probe, ImageInfo};
 pub use encode::{dpi_to_ppm, encode_mask_png, encode_rgba_png, PngCompression, PRINT_DPI};
 pub use engine::{Cutout, CutoutOptions, Engine, EngineOptions, ENV_RESIZE_MATMUL, ENV_THREADS};
 pub use error::{CutoutError, ImageError, ModelError};
+pub use limits::{DecodeLimits, InputFormat, InputFormats};
 pub use model::{ModelName, ModelSpec, Preprocess, ENV_MODEL, ENV_MODELS_DIR, ENV_MODEL_PATH};
 pub use postprocess::post_process_mask;
 pub use resample::resize_lanczos;
