@@ -32,14 +32,8 @@ pub enum InputFormat {
 
 impl InputFormat {
     /// Every format the engine can decode.
-    pub const ALL: [InputFormat; 6] = [
-        InputFormat::Png,
-        InputFormat::Jpeg,
-        InputFormat::WebP,
-        InputFormat::Bmp,
-        InputFormat::Tiff,
-        InputFormat::Gif,
-    ];
+    pub const ALL: [InputFormat; 6] =
+        [InputFormat::Png, InputFormat::Jpeg, InputFormat::WebP, InputFormat::Bmp, InputFormat::Tiff, InputFormat::Gif];
 
     /// The `image` crate's name for this format.
     pub fn image_format(self) -> ImageFormat {
@@ -93,8 +87,8 @@ impl InputFormat {
 pub struct InputFormats(u8);
 
 impl InputFormats {
-    /// Every format the engine can decode.
-    pub const ALL: InputFormats = InputFormats(0b11_1111);
+    /// Every format the engine can decode (one bit per [`InputFormat`], by declaration order).
+    pub const ALL: InputFormats = InputFormats((1 << InputFormat::ALL.len()) - 1);
 
     /// Whether `format` is in the set.
     pub fn contains(self, format: InputFormat) -> bool {
@@ -216,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_limits_are_the_engines_historic_ones() {
+    fn the_defaults_accept_every_format_up_to_12000_px_and_40_megapixels() {
         let d = DecodeLimits::default();
         assert_eq!((d.max_side, d.max_pixels, d.max_alloc), (12_000, 40_000_000, 512 << 20));
         assert_eq!(d.formats, InputFormats::ALL);

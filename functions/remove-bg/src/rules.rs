@@ -37,11 +37,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_worker_decodes_the_upload_rules_and_nothing_more() {
+    fn the_worker_decodes_what_the_upload_rules_accept_and_nothing_more() {
+        let web: InputFormats = [InputFormat::Png, InputFormat::Jpeg, InputFormat::WebP].into_iter().collect();
+        // Exactly the limits `functions/cutout/tests/upload_rules.rs` proves at the rules'
+        // limits (the largest accepted image in every format decodes; one past is refused).
+        assert_eq!(decode_limits(&RULES), DecodeLimits::admitting(RULES.max_side(), RULES.max_pixels(), web));
         let limits = decode_limits(&RULES);
-        assert_eq!(limits.max_side, RULES.max_side());
-        assert_eq!(limits.max_pixels, RULES.max_pixels());
-        assert_eq!(limits.formats.iter().collect::<Vec<_>>(), [InputFormat::Png, InputFormat::Jpeg, InputFormat::WebP]);
+        assert_eq!((limits.max_side, limits.max_pixels), (RULES.max_side(), RULES.max_pixels()));
         for refused in [InputFormat::Bmp, InputFormat::Tiff, InputFormat::Gif] {
             assert!(!limits.formats.contains(refused), "{refused:?}");
         }
