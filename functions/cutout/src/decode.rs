@@ -5,7 +5,8 @@
 //!
 //! 1. empty input → [`ImageError::Empty`];
 //! 2. the format is sniffed from the first bytes (never from a file name) and must be one of
-//!    [`ACCEPTED_FORMATS`] → [`ImageError::NotAnImage`] / [`ImageError::UnsupportedFormat`];
+//!    the limits' [`formats`](DecodeLimits::formats) → [`ImageError::NotAnImage`] /
+//!    [`ImageError::UnsupportedFormat`];
 //! 3. the decoder reads only the header; the declared width and height are checked against
 //!    [`DecodeLimits`] (zero, max side, max pixels) → [`ImageError::ZeroSize`] /
 //!    [`ImageError::TooLarge`] — a 60-byte PNG claiming 100000×100000 stops here;
@@ -30,31 +31,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::error::ImageError;
-
-/// Formats accepted for upload. Others that the `image` crate could recognise (AVIF, QOI,
-/// EXR, …) are refused with [`ImageError::UnsupportedFormat`] before any decoding.
-pub const ACCEPTED_FORMATS: &[ImageFormat] =
-    &[ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::Gif];
-
-/// Bounds applied to every decode.
-///
-/// The defaults allow a 40-megapixel photo (e.g. 8000×5000, far beyond a 300-DPI A3
-/// print at 3508×4961) and refuse anything larger before decoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecodeLimits {
-    /// Maximum width or height in pixels.
-    pub max_side: u32,
-    /// Maximum `width × height`.
-    pub max_pixels: u64,
-    /// Maximum bytes the decoder may allocate (the decoded buffer included).
-    pub max_alloc: u64,
-}
-
-impl Default for DecodeLimits {
-    fn default() -> Self {
-        DecodeLimits { max_side: 12_000, max_pixels: 40_000_000, max_alloc: 512 * 1024 * 1024 }
-    }
-}
+use crate::limits::{DecodeLimits, InputFormat};
 
 /// What the header says, returned by [`probe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,15 +48,14 @@ fn format_name(format: ImageFormat) -> String {
     format!("{format:?}")
 }
 
-fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImageError> {
+fn sniff(bytes: &[u8], limits: &DecodeLimits) -> Result<ImageFormat, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
     let format = image::guess_format(bytes).map_err(|_| ImageError::NotAnImage)?;
-    if ACCEPTED_FORMATS.contains(&format) {
-        Ok(format)
-    } else {
-        Err(ImageError::UnsupportedFormat { format: format_name(format) })
+    match InputFormat::from_image_format(format) {
+        Some(input) if limits.formats.contains(input) => Ok(format),
+        _ => Err(ImageError::UnsupportedFormat { format: format_name(format), accepted: limits.formats }),
     }
 }
 
@@ -155,7 +131,7 @@ fn map_image_error(format: ImageFormat, limits: &DecodeLimits, err: image::Image
     match err {
         image::ImageError::Limits(_) => ImageError::AllocationLimit { max_alloc: limits.max_alloc },
         image::ImageError::Unsupported(e) => {
-            ImageError::UnsupportedFormat { format: format!("{} ({e})", format_name(format)) }
+            ImageError::UnsupportedFormat { format: format!("{} ({e})", format_name(format)), accepted: limits.formats }
         }
         other => ImageError::Corrupt { format: format_name(format), detail: other.to_string() },
     }
@@ -176,7 +152,7 @@ fn image_limits(limits: &DecodeLimits, with_dimensions: bool) -> Limits {
 ///
 /// Use it to refuse an upload cheaply (e.g. when an upload completes) before queueing work.
 pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<ImageInfo, ImageError> {
-    let format = sniff(bytes)?;
+    let format = sniff(bytes, limits)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(image_limits(limits, false));
     let decoder = reader.into_decoder().map_err(|e| header_error(bytes, format, limits, e))?;
@@ -190,7 +166,7 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<ImageInfo, ImageErro
 /// This is the single entry point for untrusted input; see the module docs for the order
 /// of checks. It never panics, whatever the bytes.
 pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, ImageError> {
-    let format = sniff(bytes)?;
+    let format = sniff(bytes, limits)?;
     // Belt and braces: the decoders are meant never to panic, but a panic in third-party
     // parsing code must not take a worker down with it. The fuzz tests flag any such
     // panic (by its "decoder panicked" detail) so it gets fixed rather than hidden.
@@ -307,7 +283,7 @@ mod tests {
 
     #[test]
     fn dimension_checks_name_the_limit_that_was_hit() {
-        let l = DecodeLimits { max_side: 100, max_pixels: 5000, max_alloc: 1 << 20 };
+        let l = DecodeLimits { max_side: 100, max_pixels: 5000, max_alloc: 1 << 20, ..DecodeLimits::default() };
         assert_eq!(check_dimensions(100, 50, &l), Ok(()));
         assert!(matches!(check_dimensions(0, 5, &l), Err(ImageError::ZeroSize { .. })));
         assert!(

@@ -9,9 +9,10 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
-use crate::decode::{decode_image, DecodeLimits};
+use crate::decode::decode_image;
 use crate::encode::{encode_mask_png, encode_rgba_png, PngCompression};
 use crate::error::{CutoutError, ModelError};
+use crate::limits::DecodeLimits;
 use crate::model::{ModelSpec, Preprocess};
 use crate::postprocess::post_process_mask;
 use crate::resample::resize_lanczos;

@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+use crate::limits::InputFormats;
+
 /// Why an uploaded file was refused before or during decoding.
 ///
 /// Every variant is produced without decoding more than the file's header where possible,
@@ -20,10 +22,12 @@ pub enum ImageError {
     #[error("not an image: the file's signature matches no known image format")]
     NotAnImage,
     /// A recognised image format that this service does not accept.
-    #[error("unsupported image format {format}; accepted: PNG, JPEG, WebP, BMP, TIFF, GIF")]
+    #[error("unsupported image format {format}; accepted: {accepted}")]
     UnsupportedFormat {
         /// The detected format, e.g. `"Avif"`.
         format: String,
+        /// What the decode would have accepted (the limits' formats).
+        accepted: InputFormats,
     },
     /// The header declares a width or height of zero.
     #[error("the image has no pixels ({width}×{height})")]

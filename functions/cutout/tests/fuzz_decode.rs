@@ -13,7 +13,7 @@ use image::{DynamicImage, ImageFormat, RgbaImage};
 use proptest::prelude::*;
 
 fn small_limits() -> DecodeLimits {
-    DecodeLimits { max_side: 512, max_pixels: 128 * 128, max_alloc: 16 * 1024 * 1024 }
+    DecodeLimits { max_side: 512, max_pixels: 128 * 128, max_alloc: 16 * 1024 * 1024, ..DecodeLimits::default() }
 }
 
 /// Valid seed files in every accepted format, to mutate.

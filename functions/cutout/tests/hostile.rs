@@ -6,7 +6,7 @@
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use cutout::{decode_image, probe, DecodeLimits, ImageError};
+use cutout::{decode_image, probe, DecodeLimits, ImageError, InputFormat, InputFormats};
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
 
 // ---------------------------------------------------------------------------------------
@@ -258,10 +258,34 @@ fn recognised_but_unsupported_formats_are_refused_by_name() {
     let avif = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf".to_vec();
     for (bytes, name) in [(qoi, "Qoi"), (avif, "Avif")] {
         match decode_image(&bytes, &limits()).unwrap_err() {
-            ImageError::UnsupportedFormat { format } => assert!(format.contains(name), "{format}"),
+            ImageError::UnsupportedFormat { format, .. } => assert!(format.contains(name), "{format}"),
             other => panic!("{name}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn formats_left_out_of_the_limits_are_refused_by_name_before_decoding() {
+    let web_only = DecodeLimits {
+        formats: [InputFormat::Png, InputFormat::Jpeg, InputFormat::WebP].into_iter().collect::<InputFormats>(),
+        ..limits()
+    };
+    let img = noise(8, 8);
+    for (format, name) in [(ImageFormat::Bmp, "Bmp"), (ImageFormat::Tiff, "Tiff"), (ImageFormat::Gif, "Gif")] {
+        let bytes = encoded(&img, format);
+        assert!(decode_image(&bytes, &limits()).is_ok(), "{name} decodes under the default limits");
+        for err in [decode_image(&bytes, &web_only).unwrap_err(), probe(&bytes, &web_only).unwrap_err()] {
+            match &err {
+                ImageError::UnsupportedFormat { format, accepted } => {
+                    assert!(format.contains(name), "{format}");
+                    assert_eq!(*accepted, web_only.formats);
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+            assert!(err.to_string().ends_with("accepted: PNG, JPEG, WebP"), "{err}");
+        }
+    }
+    assert!(decode_image(&encoded(&img, ImageFormat::Png), &web_only).is_ok());
 }
 
 #[test]

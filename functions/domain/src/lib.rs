@@ -28,7 +28,9 @@ pub use catalog::{
 pub use designs::{DesignData, DesignError, DesignPlacement, MAX_PLACEMENTS_PER_VIEW, print_area};
 pub use ids::{AssetId, CustomerId, DecorationMethodId, DesignId, OrderId, PriceRuleId, ProductId, UserId, VariantId};
 pub use jobs::{AssetKind, CutoutMessage, JobStatus, UnknownState};
-pub use media::{ImageFacts, ImageFormat, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, MediaError, inspect_image};
+pub use media::{
+    ImageFacts, ImageFormat, ImageRules, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, MediaError, inspect_image,
+};
 pub use money::{BasisPoints, Cents};
 pub use orders::{
     Address, Cart, CartError, CartLine, MAX_CART_LINES, OrderNumber, OrderTotals, PaymentStatus, PaymentTransition,

@@ -1,19 +1,72 @@
 //! What an uploaded image must be before any work is spent on it: one of the allowed
 //! formats, bytes that really are that format, and dimensions within bounds — all read from
 //! the file's header, without decoding pixels.
+//!
+//! These rules have one owner, this module, and two enforcers: the upload API's `complete`
+//! step ([`inspect_image`]) and the cut-out worker, whose decoder is configured from
+//! [`ImageRules::UPLOADS`]. Whatever `complete` accepts, the worker must be able to decode,
+//! so no limit is declared twice: a second copy drifts, and then a photo passes one check
+//! only to fail the other after the customer was told it was fine.
 
 use serde::Serialize;
 use thiserror::Error;
 
 /// Uploads are at most 25 MiB: the presigned PUT is signed for the exact declared size,
-/// which is checked against this bound first.
+/// which is checked against this bound first. Part of [`ImageRules::UPLOADS`].
 pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
-/// Longest side accepted, in pixels.
+/// Longest side accepted, in pixels. Part of [`ImageRules::UPLOADS`].
 pub const MAX_SIDE: u32 = 10_000;
-/// Most pixels accepted (50 megapixels), so a decoder's allocation stays bounded.
+/// Most pixels accepted (50 megapixels, e.g. 10 000 × 5 000), so a decoder's allocation
+/// stays bounded. Part of [`ImageRules::UPLOADS`].
 pub const MAX_PIXELS: u64 = 50_000_000;
 
-/// The image formats the storefront accepts (no SVG: scriptable; no GIF/TIFF: unneeded).
+/// Every rule an uploaded image is held to, as one value, for code that must apply the same
+/// rules elsewhere (the cut-out worker turns it into its decoder's limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageRules {
+    max_bytes: u64,
+    max_side: u32,
+    max_pixels: u64,
+}
+
+impl ImageRules {
+    /// The rules for customer uploads: [`MAX_UPLOAD_BYTES`], [`MAX_SIDE`], [`MAX_PIXELS`] and
+    /// every [`ImageFormat`].
+    pub const UPLOADS: ImageRules =
+        ImageRules { max_bytes: MAX_UPLOAD_BYTES, max_side: MAX_SIDE, max_pixels: MAX_PIXELS };
+
+    /// Most bytes a file may have.
+    pub const fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Longest side accepted, in pixels.
+    pub const fn max_side(&self) -> u32 {
+        self.max_side
+    }
+
+    /// Most pixels (`width × height`) accepted.
+    pub const fn max_pixels(&self) -> u64 {
+        self.max_pixels
+    }
+
+    /// The formats accepted: all of [`ImageFormat`], which lists nothing else, so a format
+    /// cannot be accepted by one check and unknown to another.
+    pub const fn formats(&self) -> &'static [ImageFormat] {
+        &ImageFormat::ALL
+    }
+
+    /// Whether a `width × height` image is within bounds (and has pixels at all).
+    pub fn fits(&self, width: u32, height: u32) -> bool {
+        width > 0
+            && height > 0
+            && width <= self.max_side
+            && height <= self.max_side
+            && u64::from(width) * u64::from(height) <= self.max_pixels
+    }
+}
+
+/// The image formats the storefront accepts (no SVG: scriptable; no GIF/TIFF/BMP: unneeded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
@@ -23,6 +76,9 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    /// Every variant: the accepted formats ([`ImageRules::formats`]).
+    pub const ALL: [ImageFormat; 3] = [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Webp];
+
     /// From a declared MIME type (parameters such as `; charset` are not allowed).
     pub fn from_mime(mime: &str) -> Option<Self> {
         match mime.trim().to_ascii_lowercase().as_str() {
@@ -83,7 +139,8 @@ pub struct ImageFacts {
     pub height: u32,
 }
 
-/// Checks that `bytes` are a `declared` image of acceptable dimensions, from the header.
+/// Checks that `bytes` are a `declared` image within [`ImageRules::UPLOADS`], from the
+/// header: the check an upload passes when it completes.
 pub fn inspect_image(bytes: &[u8], declared: ImageFormat) -> Result<ImageFacts, MediaError> {
     if ImageFormat::sniff(bytes) != Some(declared) {
         return Err(MediaError::WrongFormat(declared));
@@ -96,7 +153,7 @@ pub fn inspect_image(bytes: &[u8], declared: ImageFormat) -> Result<ImageFacts, 
     if width == 0 || height == 0 {
         return Err(MediaError::Empty);
     }
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+    if !ImageRules::UPLOADS.fits(width, height) {
         return Err(MediaError::TooLarge { width, height });
     }
     Ok(ImageFacts { format: declared, width, height })
@@ -148,6 +205,28 @@ mod tests {
         ));
         assert!(matches!(inspect_image(&png_header(9_000, 9_000), ImageFormat::Png), Err(MediaError::TooLarge { .. })));
         assert_eq!(inspect_image(&png_header(0, 10), ImageFormat::Png), Err(MediaError::Empty));
+    }
+
+    #[test]
+    fn the_largest_accepted_image_is_10000_by_5000_and_one_more_row_or_column_is_refused() {
+        let rules = ImageRules::UPLOADS;
+        assert_eq!((rules.max_side(), rules.max_pixels(), rules.max_bytes()), (10_000, 50_000_000, 25 << 20));
+        for (w, h) in [(10_000, 5_000), (5_000, 10_000), (10_000, 1), (7_071, 7_071)] {
+            assert!(rules.fits(w, h), "{w}x{h}");
+            assert!(inspect_image(&png_header(w, h), ImageFormat::Png).is_ok(), "{w}x{h}");
+        }
+        for (w, h) in [(10_001, 4_999), (4_999, 10_001), (10_000, 5_001), (7_072, 7_071), (0, 1)] {
+            assert!(!rules.fits(w, h), "{w}x{h}");
+            assert!(inspect_image(&png_header(w, h), ImageFormat::Png).is_err(), "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn the_rules_accept_every_image_format_and_the_formats_are_png_jpeg_and_webp() {
+        assert_eq!(ImageRules::UPLOADS.formats(), &[ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Webp]);
+        for format in ImageRules::UPLOADS.formats() {
+            assert_eq!(ImageFormat::from_mime(format.mime()), Some(*format));
+        }
     }
 
     #[test]

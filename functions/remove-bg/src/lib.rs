@@ -6,7 +6,8 @@
 //!    is already `done` is acknowledged without work (SQS delivers at least once); one held
 //!    by a live worker is retried later; an unknown one is acknowledged.
 //! 2. **Fetch** the original (bounded to the upload limit), **cut out** with the U²-Net
-//!    engine on a blocking thread, **encode** the mask and the transparent 300-DPI PNG,
+//!    engine on a blocking thread, decoding under the same rules the upload API checked
+//!    ([`rules`]), **encode** the mask and the transparent 300-DPI PNG,
 //!    **store** both under `cutouts/{job}/…`, and **finish**: assets and `done` with the
 //!    result, in one transaction. `logs` is updated at each step for the polling storefront.
 //! 3. Outcomes: a bad image (undecodable, too large, …) marks the job `error` with the
@@ -34,8 +35,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// Uploads are at most this large; anything bigger in storage is refused unread.
-const MAX_ORIGINAL_BYTES: u64 = 25 * 1024 * 1024;
+pub mod rules;
 
 /// Everything a worker needs, built once per process (the model load is the cold start).
 pub struct Worker {
@@ -182,7 +182,8 @@ impl Worker {
     /// The work itself. `Ok(Err(reason))`: the input is bad, stop. `Err`: retry.
     async fn cut_out(&self, job_id: Uuid, upload: &db::jobs::Asset) -> Result<Result<(), String>, Transient> {
         let key = ObjectKey::parse(&upload.object_key).map_err(|e| Transient(e.to_string()))?;
-        let original = match self.objects.get(&key, MAX_ORIGINAL_BYTES).await {
+        // Bounded to the upload limit: anything bigger in storage is refused unread.
+        let original = match self.objects.get(&key, rules::RULES.max_bytes()).await {
             Ok(bytes) => bytes,
             Err(ObjectError::NotFound(_)) => return Ok(Err("the uploaded file is missing".into())),
             Err(ObjectError::TooLarge { .. }) => return Ok(Err("the uploaded file is too large".into())),
@@ -191,8 +192,9 @@ impl Worker {
 
         self.media.log_step(job_id, "running: removing the background").await?;
         let engine = Arc::clone(&self.engine);
+        let options = CutoutOptions { limits: rules::decode_limits(&rules::RULES), ..CutoutOptions::default() };
         let made = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<u8>, u32, u32), cutout::CutoutError> {
-            let cut = engine.cut_out(&original, &CutoutOptions::default())?;
+            let cut = engine.cut_out(&original, &options)?;
             // Fast compression: the default level costs seconds on large photos for ~20 % less size.
             let mask = cut.mask_png(PngCompression::Fast)?;
             let transparent = cut.transparent_png(PngCompression::Fast)?;
