@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod purge;
 pub mod routes;
 pub mod services;
+pub mod views;
 
 pub use app::{App, AppState, router, with_layers};
 pub use config::ApiConfig;

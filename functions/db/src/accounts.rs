@@ -8,6 +8,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
 use crate::pool::{Database, StoreError};
+use crate::row::{self, FromRow, RowExt};
 
 /// An account as the API needs it. The password hash never leaves the store except to be
 /// verified.
@@ -46,16 +47,31 @@ pub enum SupabaseLink {
 
 const USER_COLUMNS: &str = "id, email, name, role, supabase_user_id, created_at";
 
-fn user_from_row(row: &Row) -> Result<User, StoreError> {
-    let role: &str = row.get(3);
-    Ok(User {
-        id: UserId::from_uuid(row.get(0)),
-        email: row.get(1),
-        name: row.get(2),
-        role: Role::parse(role).ok_or_else(|| StoreError::Corrupt(format!("user role {role:?}")))?,
-        supabase_user_id: row.get(4),
-        created_at: row.get(5),
-    })
+impl FromRow for User {
+    /// Reads [`USER_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(User {
+            id: UserId::from_uuid(row.column("id")?),
+            email: row.column("email")?,
+            name: row.column("name")?,
+            role: row.parsed("role")?,
+            supabase_user_id: row.column("supabase_user_id")?,
+            created_at: row.column("created_at")?,
+        })
+    }
+}
+
+impl FromRow for Credentials {
+    /// Reads [`USER_COLUMNS`] and `password_hash`.
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Credentials { user: User::from_row(row)?, password_hash: row.column("password_hash")? })
+    }
+}
+
+impl FromRow for FailureCounts {
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(FailureCounts { by_email: row.column("by_email")?, by_ip: row.column("by_ip")? })
+    }
 }
 
 #[derive(Clone)]
@@ -87,21 +103,21 @@ impl Accounts {
                 &[(&email.as_str(), Type::TEXT), (&name, Type::TEXT), (&password_hash, Type::TEXT)],
             )
             .await?;
-        rows.first().map(user_from_row).transpose()
+        row::first(&rows)
     }
 
     pub async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
         let conn = self.db.primary.conn().await?;
         let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
         let rows = conn.query("finding an account", &sql, &[(&email.as_str(), Type::TEXT)]).await?;
-        rows.first().map(|r| Ok(Credentials { user: user_from_row(r)?, password_hash: r.get(6) })).transpose()
+        row::first(&rows)
     }
 
     pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let conn = self.db.primary.conn().await?;
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let rows = conn.query("finding an account by id", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
-        rows.first().map(user_from_row).transpose()
+        row::first(&rows)
     }
 
     /// Failed sign-ins since `window_secs` ago for this e-mail and this IP.
@@ -115,14 +131,13 @@ impl Accounts {
         let rows = conn
             .query(
                 "counting failed sign-ins",
-                "SELECT count(*) FILTER (WHERE email = $1), count(*) FILTER (WHERE client_ip = $2) \
+                "SELECT count(*) FILTER (WHERE email = $1) AS by_email, count(*) FILTER (WHERE client_ip = $2) AS by_ip \
                  FROM login_attempts \
                  WHERE created_at > now() - make_interval(secs => $3::float8) AND (email = $1 OR client_ip = $2)",
                 &[(&email, Type::TEXT), (&client_ip, Type::TEXT), (&(window_secs as f64), Type::FLOAT8)],
             )
             .await?;
-        let row = rows.first().ok_or_else(|| StoreError::Corrupt("count returned no row".into()))?;
-        Ok(FailureCounts { by_email: row.get(0), by_ip: row.get(1) })
+        row::one(&rows, "counting failed sign-ins")
     }
 
     /// Records a failed sign-in, and sweeps records older than a day.
@@ -151,7 +166,7 @@ impl Accounts {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE supabase_user_id = $1");
         let rows = tx.query("finding a Supabase account", &sql, &[(&supabase_id, Type::TEXT)]).await?;
         if let Some(row) = rows.first() {
-            return Ok(SupabaseLink::User(user_from_row(row)?));
+            return Ok(SupabaseLink::User(User::from_row(row)?));
         }
         let sql = format!(
             "INSERT INTO users (email, name, supabase_user_id, role) VALUES ($1, $2, $3, 'customer') \
@@ -177,7 +192,7 @@ impl Accounts {
         let Some(row) = rows.first() else {
             return Ok(SupabaseLink::Conflict);
         };
-        let user = user_from_row(row)?;
+        let user = User::from_row(row)?;
         tx.commit().await?;
         Ok(SupabaseLink::User(user))
     }

@@ -2,12 +2,13 @@
 //! keys (the old system's admin update used request keys as column names): a patch is a
 //! fixed struct whose absent fields keep their value.
 
-use domain::{NewProduct, Product, ProductId, ProductPatch, ProductStatus};
+use domain::{NewProduct, Product, ProductId, ProductPatch, ProductStatus, Variant};
 use tokio_postgres::types::Type;
 
-use crate::catalog::{PRODUCT_COLUMNS, VARIANT_COLUMNS, product_from_row, variant_from_row};
+use crate::catalog::{PRODUCT_COLUMNS, VARIANT_COLUMNS};
 use crate::orders::is_unique_violation;
 use crate::pool::{Database, StoreError};
+use crate::row::{self, RowExt};
 
 /// How a catalog write ended.
 #[derive(Debug)]
@@ -58,8 +59,7 @@ impl CatalogAdmin {
             Err(e) if is_unique_violation(&e) => return Ok(ProductWrite::Conflict),
             other => other?,
         };
-        let mut product =
-            product_from_row(rows.first().ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?)?;
+        let mut product: Product = row::one(&rows, "creating a product")?;
         let product_id = product.id.as_uuid();
         for (i, v) in p.variants.iter().enumerate() {
             let sort = i32::try_from(i).unwrap_or(i32::MAX);
@@ -90,8 +90,8 @@ impl CatalogAdmin {
                 Err(e) if is_unique_violation(&e) => return Ok(ProductWrite::Conflict),
                 other => other?,
             };
-            if let Some(row) = rows.first() {
-                product.variants.push(variant_from_row(row)?);
+            if let Some(variant) = row::first::<Variant>(&rows)? {
+                product.variants.push(variant);
             }
         }
         tx.commit().await?;
@@ -132,9 +132,9 @@ impl CatalogAdmin {
                 ],
             )
             .await?;
-        match rows.first() {
+        match row::first::<Product>(&rows)? {
             None => Ok(ProductWrite::NotFound),
-            Some(row) => Ok(ProductWrite::Done(self.with_variants(product_from_row(row)?).await?)),
+            Some(product) => Ok(ProductWrite::Done(self.with_variants(product).await?)),
         }
     }
 
@@ -149,7 +149,7 @@ impl CatalogAdmin {
             "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.product_id = $1 ORDER BY v.sort_order, v.color, v.size"
         );
         let rows = conn.query("listing a product's variants", &sql, &[(&product.id.as_uuid(), Type::UUID)]).await?;
-        product.variants = rows.iter().map(variant_from_row).collect::<Result<_, _>>()?;
+        product.variants = row::all(&rows)?;
         Ok(product)
     }
 
@@ -159,6 +159,6 @@ impl CatalogAdmin {
         let rows = conn
             .query("finding a slug", "SELECT slug FROM products WHERE id = $1", &[(&id.as_uuid(), Type::UUID)])
             .await?;
-        Ok(rows.first().map(|r| r.get::<_, String>(0)))
+        rows.first().map(|r| r.column("slug")).transpose()
     }
 }

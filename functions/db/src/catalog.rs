@@ -4,14 +4,15 @@
 //! replica's lag, and the API caches it for longer than that anyway.
 
 use domain::{
-    BasisPoints, Cents, DecorationMethod, DecorationMethodId, DiscountKind, MethodName, MethodStatus, PriceRule,
-    PriceRuleId, PricingRules, Product, ProductId, ProductStatus, RuleScope, Slug, Variant, VariantId,
+    BasisPoints, Cents, DecorationMethod, DecorationMethodId, DiscountKind, MethodName, PriceRule, PriceRuleId,
+    PricingRules, Product, ProductId, ProductStatus, RuleScope, Slug, Variant, VariantId,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::pool::{Database, StoreError};
+use crate::row::{self, FromRow, RowExt, corrupt_column};
 
 /// A decoration method with the products it may be used on.
 #[derive(Debug, Clone)]
@@ -41,13 +42,20 @@ pub struct Catalog {
     db: Database,
 }
 
+// Column lists for the `FromRow` impls below. Each impl reads its columns by name, so the
+// order here is free; a column missing from a list is a `StoreError::Corrupt` naming it.
 pub(crate) const PRODUCT_COLUMNS: &str =
     "id, slug, title, description, images, materials, weight_grams, country_of_origin, status";
 pub(crate) const VARIANT_COLUMNS: &str =
     "v.id, v.product_id, v.color, v.size, v.sku, v.base_price_cents, v.stock_level, v.image_url";
+/// With [`VARIANT_COLUMNS`], from `variants v JOIN products p`: a [`VariantForSale`].
+pub(crate) const FOR_SALE_COLUMNS: &str = "p.status AS product_status, p.title AS product_title";
 pub(crate) const METHOD_COLUMNS: &str = "m.id, m.name, m.display_name, m.status, m.pricing_rules, m.file_requirements, \
      m.applies_to_all_products, \
-     ARRAY(SELECT dmp.product_id FROM decoration_method_products dmp WHERE dmp.method_id = m.id ORDER BY dmp.product_id)";
+     ARRAY(SELECT dmp.product_id FROM decoration_method_products dmp WHERE dmp.method_id = m.id ORDER BY dmp.product_id) \
+       AS only_product_ids";
+pub(crate) const PRICE_RULE_COLUMNS: &str =
+    "id, name, scope, entity_id, min_qty, max_qty, discount_type, value, priority";
 
 impl Catalog {
     pub fn new(db: Database) -> Self {
@@ -59,7 +67,7 @@ impl Catalog {
         let conn = self.db.read.conn().await?;
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE status = 'active' ORDER BY sort_order, title");
         let rows = conn.query("listing products", &sql, &[]).await?;
-        let mut products = rows.iter().map(product_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut products: Vec<Product> = row::all(&rows)?;
 
         let ids: Vec<Uuid> = products.iter().map(|p| p.id.as_uuid()).collect();
         let sql = format!(
@@ -68,7 +76,7 @@ impl Catalog {
         );
         let rows = conn.query("listing variants", &sql, &[(&ids, Type::UUID_ARRAY)]).await?;
         for row in &rows {
-            let variant = variant_from_row(row)?;
+            let variant = Variant::from_row(row)?;
             if let Some(p) = products.iter_mut().find(|p| p.id == variant.product_id) {
                 p.variants.push(variant);
             }
@@ -82,17 +90,16 @@ impl Catalog {
         let conn = self.db.read.conn().await?;
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE slug = $1 AND status = 'active'");
         let rows = conn.query("finding a product", &sql, &[(&slug.as_str(), Type::TEXT)]).await?;
-        let Some(row) = rows.first() else {
+        let Some(mut product) = row::first::<Product>(&rows)? else {
             return Ok(None);
         };
-        let mut product = product_from_row(row)?;
         let id = product.id.as_uuid();
 
         let sql = format!(
             "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.product_id = $1 ORDER BY v.sort_order, v.color, v.size"
         );
         let rows = conn.query("listing a product's variants", &sql, &[(&id, Type::UUID)]).await?;
-        product.variants = rows.iter().map(variant_from_row).collect::<Result<_, _>>()?;
+        product.variants = row::all(&rows)?;
 
         let sql = format!(
             "SELECT {METHOD_COLUMNS} FROM decoration_methods m \
@@ -101,7 +108,7 @@ impl Catalog {
              ORDER BY m.sort_order, m.name"
         );
         let rows = conn.query("listing a product's decoration methods", &sql, &[(&id, Type::UUID)]).await?;
-        let methods = rows.iter().map(|r| method_from_row(r).map(|m| m.method)).collect::<Result<_, _>>()?;
+        let methods = row::all::<MethodAvailability>(&rows)?.into_iter().map(|m| m.method).collect();
         Ok(Some((product, methods)))
     }
 
@@ -109,18 +116,11 @@ impl Catalog {
     pub async fn variant(&self, id: VariantId) -> Result<Option<VariantForSale>, StoreError> {
         let conn = self.db.read.conn().await?;
         let sql = format!(
-            "SELECT {VARIANT_COLUMNS}, p.status, p.title FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = $1"
+            "SELECT {VARIANT_COLUMNS}, {FOR_SALE_COLUMNS} FROM variants v JOIN products p ON p.id = v.product_id \
+             WHERE v.id = $1"
         );
         let rows = conn.query("finding a variant", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
-        rows.first()
-            .map(|row| {
-                Ok(VariantForSale {
-                    variant: variant_from_row(row)?,
-                    product_status: product_status(row.get(8))?,
-                    product_title: row.get(9),
-                })
-            })
-            .transpose()
+        row::first(&rows)
     }
 
     /// A decoration method by name, whatever its status.
@@ -128,104 +128,115 @@ impl Catalog {
         let conn = self.db.read.conn().await?;
         let sql = format!("SELECT {METHOD_COLUMNS} FROM decoration_methods m WHERE m.name = $1");
         let rows = conn.query("finding a decoration method", &sql, &[(&name.as_str(), Type::TEXT)]).await?;
-        rows.first().map(method_from_row).transpose()
+        row::first(&rows)
     }
 
     /// All active discount rules.
     pub async fn active_price_rules(&self) -> Result<Vec<PriceRule>, StoreError> {
         let conn = self.db.read.conn().await?;
-        let sql = "SELECT id, name, scope, entity_id, min_qty, max_qty, discount_type, value, priority \
-                   FROM price_rules WHERE active ORDER BY priority DESC, id";
-        let rows = conn.query("listing price rules", sql, &[]).await?;
-        rows.iter().map(price_rule_from_row).collect()
+        let sql = format!("SELECT {PRICE_RULE_COLUMNS} FROM price_rules WHERE active ORDER BY priority DESC, id");
+        let rows = conn.query("listing price rules", &sql, &[]).await?;
+        row::all(&rows)
     }
 }
 
-pub(crate) fn product_status(raw: &str) -> Result<ProductStatus, StoreError> {
-    ProductStatus::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("product status {raw:?}")))
+impl FromRow for Product {
+    /// Reads [`PRODUCT_COLUMNS`]; the variants are loaded separately.
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let slug: &str = row.column("slug")?;
+        let images: serde_json::Value = row.column("images")?;
+        Ok(Product {
+            id: ProductId::from_uuid(row.column("id")?),
+            slug: Slug::parse(slug).map_err(|e| corrupt_column("slug", format!("{slug:?}: {e}")))?,
+            title: row.column("title")?,
+            description: row.column("description")?,
+            images: serde_json::from_value(images).map_err(|e| corrupt_column("images", format!("of {slug}: {e}")))?,
+            materials: row.column("materials")?,
+            weight_grams: row.column("weight_grams")?,
+            country_of_origin: row.column("country_of_origin")?,
+            status: row.parsed("status")?,
+            variants: Vec::new(),
+        })
+    }
 }
 
-pub(crate) fn product_from_row(row: &Row) -> Result<Product, StoreError> {
-    let slug: &str = row.get(1);
-    let images: serde_json::Value = row.get(4);
-    let images = serde_json::from_value::<Vec<String>>(images)
-        .map_err(|e| StoreError::Corrupt(format!("images of product {slug}: {e}")))?;
-    Ok(Product {
-        id: ProductId::from_uuid(row.get(0)),
-        slug: Slug::parse(slug).map_err(|e| StoreError::Corrupt(format!("slug {slug:?}: {e}")))?,
-        title: row.get(2),
-        description: row.get(3),
-        images,
-        materials: row.get(5),
-        weight_grams: row.get(6),
-        country_of_origin: row.get(7),
-        status: product_status(row.get(8))?,
-        variants: Vec::new(),
-    })
+impl FromRow for Variant {
+    /// Reads [`VARIANT_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Variant {
+            id: VariantId::from_uuid(row.column("id")?),
+            product_id: ProductId::from_uuid(row.column("product_id")?),
+            color: row.column("color")?,
+            size: row.column("size")?,
+            sku: row.column("sku")?,
+            price_cents: Cents::new(row.column("base_price_cents")?),
+            stock_level: row.column("stock_level")?,
+            image_url: row.column("image_url")?,
+        })
+    }
 }
 
-pub(crate) fn variant_from_row(row: &Row) -> Result<Variant, StoreError> {
-    Ok(Variant {
-        id: VariantId::from_uuid(row.get(0)),
-        product_id: ProductId::from_uuid(row.get(1)),
-        color: row.get(2),
-        size: row.get(3),
-        sku: row.get(4),
-        price_cents: Cents::new(row.get(5)),
-        stock_level: row.get(6),
-        image_url: row.get(7),
-    })
+impl FromRow for VariantForSale {
+    /// Reads [`VARIANT_FOR_SALE_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(VariantForSale {
+            variant: Variant::from_row(row)?,
+            product_status: row.parsed("product_status")?,
+            product_title: row.column("product_title")?,
+        })
+    }
 }
 
-pub(crate) fn method_from_row(row: &Row) -> Result<MethodAvailability, StoreError> {
-    let name: &str = row.get(1);
-    let corrupt = |what: String| StoreError::Corrupt(format!("decoration method {name:?}: {what}"));
-    let status = match row.get::<_, &str>(3) {
-        "active" => MethodStatus::Active,
-        "inactive" => MethodStatus::Inactive,
-        other => return Err(corrupt(format!("status {other:?}"))),
-    };
-    let rules: serde_json::Value = row.get(4);
-    let method = DecorationMethod {
-        id: DecorationMethodId::from_uuid(row.get(0)),
-        name: MethodName::parse(name).ok_or_else(|| corrupt("name".into()))?,
-        display_name: row.get(2),
-        status,
-        pricing: PricingRules::parse(&rules).map_err(|e| corrupt(e.to_string()))?,
-        file_requirements: row.get(5),
-    };
-    let all: bool = row.get(6);
-    let only: Vec<Uuid> = row.get(7);
-    let only_products = (!all).then(|| only.into_iter().map(ProductId::from_uuid).collect());
-    Ok(MethodAvailability { method, only_products })
+impl FromRow for MethodAvailability {
+    /// Reads [`METHOD_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let name: &str = row.column("name")?;
+        let rules: serde_json::Value = row.column("pricing_rules")?;
+        let method = DecorationMethod {
+            id: DecorationMethodId::from_uuid(row.column("id")?),
+            name: MethodName::parse(name).ok_or_else(|| corrupt_column("name", format!("{name:?}")))?,
+            display_name: row.column("display_name")?,
+            status: row.parsed("status")?,
+            pricing: PricingRules::parse(&rules)
+                .map_err(|e| corrupt_column("pricing_rules", format!("of {name}: {e}")))?,
+            file_requirements: row.column("file_requirements")?,
+        };
+        let all: bool = row.column("applies_to_all_products")?;
+        let only: Vec<Uuid> = row.column("only_product_ids")?;
+        let only_products = (!all).then(|| only.into_iter().map(ProductId::from_uuid).collect());
+        Ok(MethodAvailability { method, only_products })
+    }
 }
 
-pub(crate) fn price_rule_from_row(row: &Row) -> Result<PriceRule, StoreError> {
-    let name: String = row.get(1);
-    let corrupt = |what: &str| StoreError::Corrupt(format!("price rule {name:?}: {what}"));
-    let entity: Option<Uuid> = row.get(3);
-    let scope = match (row.get::<_, &str>(2), entity) {
-        ("product", Some(id)) => RuleScope::Product(ProductId::from_uuid(id)),
-        ("method", Some(id)) => RuleScope::Method(DecorationMethodId::from_uuid(id)),
-        ("global", None) => RuleScope::Global,
-        _ => return Err(corrupt("scope and entity disagree")),
-    };
-    let value: i64 = row.get(7);
-    let kind = match row.get::<_, &str>(6) {
-        "percentage" => {
-            DiscountKind::Percentage { bp: BasisPoints::new(u32::try_from(value).map_err(|_| corrupt("percentage"))?) }
-        }
-        "fixed_amount" => DiscountKind::FixedAmount { cents: Cents::new(value) },
-        _ => return Err(corrupt("discount type")),
-    };
-    let qty = |v: i32| u32::try_from(v).map_err(|_| corrupt("quantity range"));
-    Ok(PriceRule {
-        id: PriceRuleId::from_uuid(row.get(0)),
-        min_qty: qty(row.get(4))?,
-        max_qty: row.get::<_, Option<i32>>(5).map(qty).transpose()?,
-        name,
-        scope,
-        kind,
-        priority: row.get(8),
-    })
+impl FromRow for PriceRule {
+    /// Reads [`PRICE_RULE_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let name: String = row.column("name")?;
+        let corrupt = |column: &str, what: &str| corrupt_column(column, format!("price rule {name:?}: {what}"));
+        let entity: Option<Uuid> = row.column("entity_id")?;
+        let scope = match (row.column::<&str>("scope")?, entity) {
+            ("product", Some(id)) => RuleScope::Product(ProductId::from_uuid(id)),
+            ("method", Some(id)) => RuleScope::Method(DecorationMethodId::from_uuid(id)),
+            ("global", None) => RuleScope::Global,
+            _ => return Err(corrupt("scope", "scope and entity disagree")),
+        };
+        let value: i64 = row.column("value")?;
+        let kind = match row.column::<&str>("discount_type")? {
+            "percentage" => DiscountKind::Percentage {
+                bp: BasisPoints::new(u32::try_from(value).map_err(|_| corrupt("value", "percentage"))?),
+            },
+            "fixed_amount" => DiscountKind::FixedAmount { cents: Cents::new(value) },
+            _ => return Err(corrupt("discount_type", "discount type")),
+        };
+        let qty = |column: &str, v: i32| u32::try_from(v).map_err(|_| corrupt(column, "quantity range"));
+        Ok(PriceRule {
+            id: PriceRuleId::from_uuid(row.column("id")?),
+            min_qty: qty("min_qty", row.column("min_qty")?)?,
+            max_qty: row.column::<Option<i32>>("max_qty")?.map(|v| qty("max_qty", v)).transpose()?,
+            name,
+            scope,
+            kind,
+            priority: row.column("priority")?,
+        })
+    }
 }

@@ -1,16 +1,17 @@
 //! Saved designs, always scoped to their owner: every query names the user, so another
 //! user's design is simply not found (a 404, never a 403 that confirms it exists).
 
-use domain::{AssetId, DesignId, ProductId, UserId, VariantId};
-use serde::Serialize;
+use domain::{AssetId, AssetKind, DesignId, ProductId, UploadId, UserId, VariantId};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::pool::{Database, StoreError};
+use crate::row::{self, FromRow, RowExt};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A saved design as stored (its owner is implied: every query names it).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Design {
     pub id: DesignId,
     pub name: String,
@@ -18,9 +19,7 @@ pub struct Design {
     pub variant_id: Option<VariantId>,
     pub design_data: serde_json::Value,
     pub thumbnail_url: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
@@ -46,16 +45,19 @@ pub enum ReferenceProblem {
 
 const COLUMNS: &str = "id, name, product_id, variant_id, design_data, thumbnail_url, created_at, updated_at";
 
-fn design_from_row(row: &Row) -> Design {
-    Design {
-        id: DesignId::from_uuid(row.get(0)),
-        name: row.get(1),
-        product_id: ProductId::from_uuid(row.get(2)),
-        variant_id: row.get::<_, Option<Uuid>>(3).map(VariantId::from_uuid),
-        design_data: row.get(4),
-        thumbnail_url: row.get(5),
-        created_at: row.get(6),
-        updated_at: row.get(7),
+impl FromRow for Design {
+    /// Reads [`COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Design {
+            id: DesignId::from_uuid(row.column("id")?),
+            name: row.column("name")?,
+            product_id: ProductId::from_uuid(row.column("product_id")?),
+            variant_id: row.column::<Option<Uuid>>("variant_id")?.map(VariantId::from_uuid),
+            design_data: row.column("design_data")?,
+            thumbnail_url: row.column("thumbnail_url")?,
+            created_at: row.column("created_at")?,
+            updated_at: row.column("updated_at")?,
+        })
     }
 }
 
@@ -82,19 +84,20 @@ impl Designs {
         let rows = conn
             .query(
                 "checking the design's product",
-                "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1 AND status <> 'archived'), \
-                   $2::uuid IS NULL OR EXISTS (SELECT 1 FROM variants WHERE id = $2 AND product_id = $1)",
+                "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1 AND status <> 'archived') AS product_ok, \
+                   $2::uuid IS NULL OR EXISTS (SELECT 1 FROM variants WHERE id = $2 AND product_id = $1) AS variant_ok",
                 &[(&fields.product_id.as_uuid(), Type::UUID), (&fields.variant_id.map(|v| v.as_uuid()), Type::UUID)],
             )
             .await?;
         let row = rows.first().ok_or_else(|| StoreError::Corrupt("EXISTS returned no row".into()))?;
-        if !row.get::<_, bool>(0) {
+        if !row.column::<bool>("product_ok")? {
             return Ok(Some(ReferenceProblem::UnknownProduct));
         }
-        if !row.get::<_, bool>(1) {
+        if !row.column::<bool>("variant_ok")? {
             return Ok(Some(ReferenceProblem::VariantNotOfProduct));
         }
         let ids: Vec<Uuid> = artwork.iter().map(AssetId::as_uuid).collect();
+        let kinds: Vec<&str> = AssetKind::ARTWORK.iter().map(|k| k.as_str()).collect();
         // An asset belongs to its owner, or — for a cut-out the worker made — to the owner of
         // the upload its job started from. No owner anywhere in that chain: public.
         let rows = conn
@@ -103,36 +106,36 @@ impl Designs {
                 "SELECT a.id FROM assets a \
                    LEFT JOIN jobs j ON j.id = a.job_id \
                    LEFT JOIN assets src ON src.id = j.upload_asset_id \
-                 WHERE a.id = ANY($1) AND a.kind IN ('upload', 'original', 'transparent') \
+                 WHERE a.id = ANY($1) AND a.kind = ANY($3) \
                    AND (COALESCE(a.owner_id, src.owner_id) IS NULL OR COALESCE(a.owner_id, src.owner_id) = $2)",
-                &[(&ids, Type::UUID_ARRAY), (&user.as_uuid(), Type::UUID)],
+                &[(&ids, Type::UUID_ARRAY), (&user.as_uuid(), Type::UUID), (&kinds, Type::TEXT_ARRAY)],
             )
             .await?;
-        let usable: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+        let usable: Vec<Uuid> = rows.iter().map(|r| r.column("id")).collect::<Result<_, _>>()?;
         let missing: Vec<AssetId> = artwork.iter().copied().filter(|a| !usable.contains(&a.as_uuid())).collect();
         Ok((!missing.is_empty()).then_some(ReferenceProblem::UnusableArtwork(missing)))
     }
 
     /// Records who started an upload (signed-in uploads only; guests' stay public).
-    pub async fn claim_upload(&self, upload_id: Uuid, user: UserId) -> Result<(), StoreError> {
+    pub async fn claim_upload(&self, upload_id: UploadId, user: UserId) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
         conn.query(
             "recording an upload's owner",
             "UPDATE uploads SET owner_id = $2 WHERE id = $1 AND owner_id IS NULL",
-            &[(&upload_id, Type::UUID), (&user.as_uuid(), Type::UUID)],
+            &[(&upload_id.as_uuid(), Type::UUID), (&user.as_uuid(), Type::UUID)],
         )
         .await?;
         Ok(())
     }
 
     /// Gives a completed upload's asset the upload's owner (idempotent).
-    pub async fn inherit_upload_owner(&self, upload_id: Uuid, asset_id: Uuid) -> Result<(), StoreError> {
+    pub async fn inherit_upload_owner(&self, upload_id: UploadId, asset_id: AssetId) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
         conn.query(
             "recording an asset's owner",
             "UPDATE assets a SET owner_id = u.owner_id FROM uploads u \
              WHERE u.id = $1 AND a.id = $2 AND a.owner_id IS NULL AND u.owner_id IS NOT NULL",
-            &[(&upload_id, Type::UUID), (&asset_id, Type::UUID)],
+            &[(&upload_id.as_uuid(), Type::UUID), (&asset_id.as_uuid(), Type::UUID)],
         )
         .await?;
         Ok(())
@@ -158,7 +161,7 @@ impl Designs {
                 ],
             )
             .await?;
-        rows.first().map(design_from_row).ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))
+        row::one(&rows, "saving a design")
     }
 
     /// The user's designs, most recently changed first (at most `limit`).
@@ -167,7 +170,7 @@ impl Designs {
         let sql =
             format!("SELECT {COLUMNS} FROM saved_designs WHERE user_id = $1 ORDER BY updated_at DESC, id LIMIT $2");
         let rows = conn.query("listing designs", &sql, &[(&user.as_uuid(), Type::UUID), (&limit, Type::INT8)]).await?;
-        Ok(rows.iter().map(design_from_row).collect())
+        row::all(&rows)
     }
 
     pub async fn get(&self, user: UserId, id: DesignId) -> Result<Option<Design>, StoreError> {
@@ -175,7 +178,7 @@ impl Designs {
         let sql = format!("SELECT {COLUMNS} FROM saved_designs WHERE id = $1 AND user_id = $2");
         let rows =
             conn.query("finding a design", &sql, &[(&id.as_uuid(), Type::UUID), (&user.as_uuid(), Type::UUID)]).await?;
-        Ok(rows.first().map(design_from_row))
+        row::first(&rows)
     }
 
     pub async fn update(&self, user: UserId, id: DesignId, f: &DesignFields) -> Result<Option<Design>, StoreError> {
@@ -199,7 +202,7 @@ impl Designs {
                 ],
             )
             .await?;
-        Ok(rows.first().map(design_from_row))
+        row::first(&rows)
     }
 
     /// Any user's design, for staff preparing an order (never reachable by customers).
@@ -207,7 +210,7 @@ impl Designs {
         let conn = self.db.primary.conn().await?;
         let sql = format!("SELECT {COLUMNS} FROM saved_designs WHERE id = $1");
         let rows = conn.query("finding a design for staff", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
-        Ok(rows.first().map(design_from_row))
+        row::first(&rows)
     }
 
     pub async fn delete(&self, user: UserId, id: DesignId) -> Result<bool, StoreError> {

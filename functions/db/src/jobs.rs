@@ -2,35 +2,61 @@
 //!
 //! Everything here runs on the primary (read-your-writes: the storefront polls a job right
 //! after creating it).
+//!
+//! States are enums on this side ([`JobStatus`], [`AssetKind`], [`UploadStatus`]): parsed
+//! when a row is read (an unknown name is [`StoreError::Corrupt`]) and bound with `as_str()`
+//! when a statement sets one. The names that remain in SQL text are in `WHERE` clauses,
+//! where they must match the partial indexes' predicates (`status <> 'error'`,
+//! `status IN ('queued', 'running')`) for the planner to use them.
 
-use serde::Serialize;
+use domain::{AssetId, AssetKind, JobId, JobStatus, UploadId, UploadStatus};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::pool::{Database, StoreError};
+use crate::pool::{Database, Param, StoreError};
+use crate::row::{self, FromRow, RowExt, corrupt_column};
 
-/// A reserved upload, as `POST /api/uploads` recorded it.
+/// An upload to reserve, as `POST /api/uploads` records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
-    pub id: Uuid,
+pub struct NewUpload {
+    pub id: UploadId,
     pub object_key: String,
     pub content_type: String,
     pub byte_size: i64,
     pub original_name: Option<String>,
     pub expires_at: OffsetDateTime,
-    /// Set once completed.
-    pub asset_id: Option<Uuid>,
+}
+
+/// A reserved upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub id: UploadId,
+    pub object_key: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub original_name: Option<String>,
+    pub expires_at: OffsetDateTime,
+    pub state: UploadState,
+}
+
+/// Where an upload is. A completed upload always has its asset (the schema's CHECK), so
+/// the two are one value here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    /// Waiting for the file and `complete`.
+    Pending,
+    /// Checked and recorded as this `upload` asset.
+    Completed(AssetId),
 }
 
 /// A stored object's record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asset {
-    pub id: Uuid,
-    #[serde(skip)]
+    pub id: AssetId,
     pub object_key: String,
-    pub kind: String,
+    pub kind: AssetKind,
     pub content_type: String,
     pub byte_size: i64,
     pub content_hash: Option<String>,
@@ -38,14 +64,15 @@ pub struct Asset {
     pub height: Option<i32>,
     pub dpi: Option<i32>,
     pub original_name: Option<String>,
-    pub job_id: Option<Uuid>,
+    /// The job that made it (cut-out results only).
+    pub job_id: Option<JobId>,
 }
 
 /// What is known of an object about to be recorded as an asset.
 #[derive(Debug, Clone)]
 pub struct NewAsset<'a> {
     pub object_key: &'a str,
-    pub kind: &'a str,
+    pub kind: AssetKind,
     pub content_type: &'a str,
     pub byte_size: i64,
     pub content_hash: &'a str,
@@ -53,15 +80,15 @@ pub struct NewAsset<'a> {
     pub height: i32,
     pub dpi: Option<i32>,
     pub original_name: Option<&'a str>,
-    pub job_id: Option<Uuid>,
+    pub job_id: Option<JobId>,
 }
 
 /// A cut-out job as the storefront sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
-    pub id: Uuid,
-    pub upload_asset_id: Uuid,
-    pub status: String,
+    pub id: JobId,
+    pub upload_asset_id: AssetId,
+    pub status: JobStatus,
     pub logs: Option<String>,
     pub error_message: Option<String>,
     pub result: Option<serde_json::Value>,
@@ -78,10 +105,69 @@ pub enum JobRequest {
     Existing(Job),
 }
 
+// Column lists for the `FromRow` impls below, which read them by name.
+const UPLOAD_COLUMNS: &str = "id, object_key, content_type, byte_size, original_name, expires_at, status, asset_id";
 const ASSET_COLUMNS: &str =
     "id, object_key, kind, content_type, byte_size, content_hash, width, height, dpi, original_name, job_id";
 const JOB_COLUMNS: &str =
     "id, upload_asset_id, status, logs, error_message, result, attempts, created_at, completed_at";
+
+impl FromRow for Upload {
+    /// Reads [`UPLOAD_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let asset_id: Option<Uuid> = row.column("asset_id")?;
+        let state = match (row.parsed::<UploadStatus>("status")?, asset_id) {
+            (UploadStatus::Pending, _) => UploadState::Pending,
+            (UploadStatus::Completed, Some(asset)) => UploadState::Completed(AssetId::from_uuid(asset)),
+            (UploadStatus::Completed, None) => return Err(corrupt_column("asset_id", "a completed upload has none")),
+        };
+        Ok(Upload {
+            id: UploadId::from_uuid(row.column("id")?),
+            object_key: row.column("object_key")?,
+            content_type: row.column("content_type")?,
+            byte_size: row.column("byte_size")?,
+            original_name: row.column("original_name")?,
+            expires_at: row.column("expires_at")?,
+            state,
+        })
+    }
+}
+
+impl FromRow for Asset {
+    /// Reads [`ASSET_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Asset {
+            id: AssetId::from_uuid(row.column("id")?),
+            object_key: row.column("object_key")?,
+            kind: row.parsed("kind")?,
+            content_type: row.column("content_type")?,
+            byte_size: row.column("byte_size")?,
+            content_hash: row.column("content_hash")?,
+            width: row.column("width")?,
+            height: row.column("height")?,
+            dpi: row.column("dpi")?,
+            original_name: row.column("original_name")?,
+            job_id: row.column::<Option<Uuid>>("job_id")?.map(JobId::from_uuid),
+        })
+    }
+}
+
+impl FromRow for Job {
+    /// Reads [`JOB_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Job {
+            id: JobId::from_uuid(row.column("id")?),
+            upload_asset_id: AssetId::from_uuid(row.column("upload_asset_id")?),
+            status: row.parsed("status")?,
+            logs: row.column("logs")?,
+            error_message: row.column("error_message")?,
+            result: row.column("result")?,
+            attempts: row.column("attempts")?,
+            created_at: row.column("created_at")?,
+            completed_at: row.column("completed_at")?,
+        })
+    }
+}
 
 #[derive(Clone)]
 pub struct Media {
@@ -93,14 +179,14 @@ impl Media {
         Self { db }
     }
 
-    pub async fn create_upload(&self, upload: &Upload) -> Result<(), StoreError> {
+    pub async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
         conn.query(
             "reserving an upload",
             "INSERT INTO uploads (id, object_key, content_type, byte_size, original_name, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[
-                (&upload.id, Type::UUID),
+                (&upload.id.as_uuid(), Type::UUID),
                 (&upload.object_key, Type::TEXT),
                 (&upload.content_type, Type::TEXT),
                 (&upload.byte_size, Type::INT8),
@@ -112,51 +198,39 @@ impl Media {
         Ok(())
     }
 
-    pub async fn upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError> {
+    pub async fn upload(&self, id: UploadId) -> Result<Option<Upload>, StoreError> {
         let conn = self.db.primary.conn().await?;
-        let rows = conn
-            .query(
-                "finding an upload",
-                "SELECT id, object_key, content_type, byte_size, original_name, expires_at, asset_id FROM uploads WHERE id = $1",
-                &[(&id, Type::UUID)],
-            )
-            .await?;
-        Ok(rows.first().map(|r| Upload {
-            id: r.get(0),
-            object_key: r.get(1),
-            content_type: r.get(2),
-            byte_size: r.get(3),
-            original_name: r.get(4),
-            expires_at: r.get(5),
-            asset_id: r.get(6),
-        }))
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1");
+        let rows = conn.query("finding an upload", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+        row::first(&rows)
     }
 
     /// Records the upload's asset and marks the upload completed, atomically. Completing
     /// twice (a retried request) returns the asset recorded the first time.
-    pub async fn complete_upload(&self, upload_id: Uuid, asset: &NewAsset<'_>) -> Result<Asset, StoreError> {
+    pub async fn complete_upload(&self, upload_id: UploadId, asset: &NewAsset<'_>) -> Result<Asset, StoreError> {
         let mut conn = self.db.primary.conn().await?;
         let tx = conn.transaction().await?;
-        let locked = tx
-            .query(
-                "locking the upload",
-                "SELECT asset_id FROM uploads WHERE id = $1 FOR UPDATE",
-                &[(&upload_id, Type::UUID)],
-            )
-            .await?;
-        let existing: Option<Uuid> = locked.first().and_then(|r| r.get(0));
-        let asset = match existing {
-            Some(asset_id) => {
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 FOR UPDATE");
+        let locked = tx.query("locking the upload", &sql, &[(&upload_id.as_uuid(), Type::UUID)]).await?;
+        let state = row::first::<Upload>(&locked)?.map(|u| u.state);
+        let asset = match state {
+            Some(UploadState::Completed(asset_id)) => {
                 let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1");
-                let rows = tx.query("reading the completed upload's asset", &sql, &[(&asset_id, Type::UUID)]).await?;
-                asset_from_row(rows.first().ok_or_else(|| StoreError::Corrupt(format!("asset {asset_id} missing")))?)
+                let rows = tx
+                    .query("reading the completed upload's asset", &sql, &[(&asset_id.as_uuid(), Type::UUID)])
+                    .await?;
+                row::first(&rows)?.ok_or_else(|| StoreError::Corrupt(format!("asset {asset_id} missing")))?
             }
-            None => {
+            Some(UploadState::Pending) | None => {
                 let inserted = upsert_asset(&tx, asset).await?;
                 tx.query(
                     "completing the upload",
-                    "UPDATE uploads SET status = 'completed', asset_id = $2 WHERE id = $1",
-                    &[(&upload_id, Type::UUID), (&inserted.id, Type::UUID)],
+                    "UPDATE uploads SET status = $3, asset_id = $2 WHERE id = $1",
+                    &[
+                        (&upload_id.as_uuid(), Type::UUID),
+                        (&inserted.id.as_uuid(), Type::UUID),
+                        (&UploadStatus::Completed.as_str(), Type::TEXT),
+                    ],
                 )
                 .await?;
                 inserted
@@ -166,46 +240,54 @@ impl Media {
         Ok(asset)
     }
 
-    pub async fn asset(&self, id: Uuid) -> Result<Option<Asset>, StoreError> {
+    pub async fn asset(&self, id: AssetId) -> Result<Option<Asset>, StoreError> {
         let conn = self.db.primary.conn().await?;
         let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1");
-        let rows = conn.query("finding an asset", &sql, &[(&id, Type::UUID)]).await?;
-        Ok(rows.first().map(asset_from_row))
+        let rows = conn.query("finding an asset", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+        row::first(&rows)
     }
 
     /// Assets by id, in no particular order (a job's results).
-    pub async fn assets(&self, ids: &[Uuid]) -> Result<Vec<Asset>, StoreError> {
+    pub async fn assets(&self, ids: &[AssetId]) -> Result<Vec<Asset>, StoreError> {
         let conn = self.db.primary.conn().await?;
+        let ids: Vec<Uuid> = ids.iter().map(AssetId::as_uuid).collect();
         let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = ANY($1)");
         let rows = conn.query("finding assets", &sql, &[(&ids, Type::UUID_ARRAY)]).await?;
-        Ok(rows.iter().map(asset_from_row).collect())
+        row::all(&rows)
     }
 
     /// Creates a queued job for `asset_id` unless a live one exists, and calls `enqueue`
     /// with the new job's id before committing: if enqueueing fails the job row is rolled
     /// back, so no job exists that no message will ever run. (The converse — a message for
     /// a job whose commit failed — is harmless: the worker acknowledges unknown jobs.)
-    pub async fn request_job<F, Fut, E>(&self, asset_id: Uuid, enqueue: F) -> Result<Result<JobRequest, E>, StoreError>
+    pub async fn request_job<F, Fut, E>(
+        &self,
+        asset_id: AssetId,
+        enqueue: F,
+    ) -> Result<Result<JobRequest, E>, StoreError>
     where
-        F: FnOnce(Uuid) -> Fut,
+        F: FnOnce(JobId) -> Fut,
         Fut: std::future::Future<Output = Result<(), E>>,
     {
         let mut conn = self.db.primary.conn().await?;
         let tx = conn.transaction().await?;
         // Serialise concurrent requests for the same asset on its row.
-        tx.query("locking the asset", "SELECT 1 FROM assets WHERE id = $1 FOR UPDATE", &[(&asset_id, Type::UUID)])
-            .await?;
+        let asset = asset_id.as_uuid();
+        tx.query("locking the asset", "SELECT 1 FROM assets WHERE id = $1 FOR UPDATE", &[(&asset, Type::UUID)]).await?;
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE upload_asset_id = $1 AND status <> 'error'");
-        let live = tx.query("finding a live job", &sql, &[(&asset_id, Type::UUID)]).await?;
-        if let Some(row) = live.first() {
-            return Ok(Ok(JobRequest::Existing(job_from_row(row))));
+        let live = tx.query("finding a live job", &sql, &[(&asset, Type::UUID)]).await?;
+        if let Some(job) = row::first(&live)? {
+            return Ok(Ok(JobRequest::Existing(job)));
         }
         let sql = format!(
-            "INSERT INTO jobs (id, upload_asset_id, status, logs) VALUES ($1, $2, 'queued', 'queued') RETURNING {JOB_COLUMNS}"
+            "INSERT INTO jobs (id, upload_asset_id, status, logs) VALUES ($1, $2, $3, 'queued') RETURNING {JOB_COLUMNS}"
         );
-        let id = Uuid::new_v4();
-        let rows = tx.query("creating a job", &sql, &[(&id, Type::UUID), (&asset_id, Type::UUID)]).await?;
-        let job = job_from_row(rows.first().ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?);
+        let id = JobId::from_uuid(Uuid::new_v4());
+        let queued = JobStatus::Queued.as_str();
+        let rows = tx
+            .query("creating a job", &sql, &[(&id.as_uuid(), Type::UUID), (&asset, Type::UUID), (&queued, Type::TEXT)])
+            .await?;
+        let job = row::one(&rows, "creating a job")?;
         if let Err(e) = enqueue(id).await {
             return Ok(Err(e)); // dropping `tx` rolls back
         }
@@ -213,41 +295,11 @@ impl Media {
         Ok(Ok(JobRequest::Created(job)))
     }
 
-    pub async fn job(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
+    pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         let conn = self.db.primary.conn().await?;
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-        let rows = conn.query("finding a job", &sql, &[(&id, Type::UUID)]).await?;
-        Ok(rows.first().map(job_from_row))
-    }
-}
-
-pub(crate) fn asset_from_row(r: &Row) -> Asset {
-    Asset {
-        id: r.get(0),
-        object_key: r.get(1),
-        kind: r.get(2),
-        content_type: r.get(3),
-        byte_size: r.get(4),
-        content_hash: r.get(5),
-        width: r.get(6),
-        height: r.get(7),
-        dpi: r.get(8),
-        original_name: r.get(9),
-        job_id: r.get(10),
-    }
-}
-
-pub(crate) fn job_from_row(r: &Row) -> Job {
-    Job {
-        id: r.get(0),
-        upload_asset_id: r.get(1),
-        status: r.get(2),
-        logs: r.get(3),
-        error_message: r.get(4),
-        result: r.get(5),
-        attempts: r.get(6),
-        created_at: r.get(7),
-        completed_at: r.get(8),
+        let rows = conn.query("finding a job", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+        row::first(&rows)
     }
 }
 
@@ -280,11 +332,11 @@ impl Media {
     /// Atomically moves a job to `running` (from `queued`, from `error` when an operator
     /// redrives it, or from a `running` whose worker has been silent longer than
     /// `stale_after`), counting the attempt.
-    pub async fn claim_job(&self, job_id: Uuid, stale_after: std::time::Duration) -> Result<Claim, StoreError> {
+    pub async fn claim_job(&self, job_id: JobId, stale_after: std::time::Duration) -> Result<Claim, StoreError> {
         let conn = self.db.primary.conn().await?;
-        let stale_secs = stale_after.as_secs_f64();
+        let (id, stale_secs, running) = (job_id.as_uuid(), stale_after.as_secs_f64(), JobStatus::Running.as_str());
         let sql = format!(
-            "UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, logs = 'running: fetching the original', \
+            "UPDATE jobs j SET status = $3, attempts = j.attempts + 1, logs = 'running: fetching the original', \
                     error_message = NULL, completed_at = NULL \
              FROM assets a \
              WHERE j.id = $1 AND a.id = j.upload_asset_id \
@@ -293,25 +345,14 @@ impl Media {
              RETURNING j.attempts, {}",
             ASSET_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
         );
-        let claimed = conn.query("claiming a job", &sql, &[(&job_id, Type::UUID), (&stale_secs, Type::FLOAT8)]).await;
+        let claimed = conn
+            .query("claiming a job", &sql, &[(&id, Type::UUID), (&stale_secs, Type::FLOAT8), (&running, Type::TEXT)])
+            .await;
         match claimed {
             Ok(rows) => {
+                // `attempts` is the job's; every other column is the upload asset's.
                 if let Some(row) = rows.first() {
-                    let attempt: i32 = row.get(0);
-                    let upload = Asset {
-                        id: row.get(1),
-                        object_key: row.get(2),
-                        kind: row.get(3),
-                        content_type: row.get(4),
-                        byte_size: row.get(5),
-                        content_hash: row.get(6),
-                        width: row.get(7),
-                        height: row.get(8),
-                        dpi: row.get(9),
-                        original_name: row.get(10),
-                        job_id: row.get(11),
-                    };
-                    return Ok(Claim::Claimed { attempt, upload });
+                    return Ok(Claim::Claimed { attempt: row.column("attempts")?, upload: Asset::from_row(row)? });
                 }
             }
             Err(StoreError::Query { source, .. })
@@ -321,23 +362,23 @@ impl Media {
             }
             Err(e) => return Err(e),
         }
-        let rows = conn
-            .query("reading a job's status", "SELECT status FROM jobs WHERE id = $1", &[(&job_id, Type::UUID)])
-            .await?;
-        Ok(match rows.first().map(|r| r.get::<_, String>(0)).as_deref() {
+        let rows =
+            conn.query("reading a job's status", "SELECT status FROM jobs WHERE id = $1", &[(&id, Type::UUID)]).await?;
+        let status = rows.first().map(|r| r.parsed::<JobStatus>("status")).transpose()?;
+        Ok(match status {
             None => Claim::NotFound,
-            Some("done") => Claim::AlreadyDone,
-            Some(_) => Claim::Busy,
+            Some(JobStatus::Done) => Claim::AlreadyDone,
+            Some(JobStatus::Queued | JobStatus::Running | JobStatus::Error) => Claim::Busy,
         })
     }
 
     /// Records the step a running job is at (what the storefront shows while polling).
-    pub async fn log_step(&self, job_id: Uuid, step: &str) -> Result<(), StoreError> {
+    pub async fn log_step(&self, job_id: JobId, step: &str) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
         conn.query(
             "logging a job step",
             "UPDATE jobs SET logs = $2 WHERE id = $1 AND status = 'running'",
-            &[(&job_id, Type::UUID), (&step, Type::TEXT)],
+            &[(&job_id.as_uuid(), Type::UUID), (&step, Type::TEXT)],
         )
         .await
         .map(drop)
@@ -345,7 +386,12 @@ impl Media {
 
     /// Stores the results and marks the job done, in one transaction. Safe to repeat after
     /// a crash between storing objects and this call: assets are keyed by object key.
-    pub async fn finish_job(&self, job_id: Uuid, original: Uuid, result: &CutoutResult<'_>) -> Result<Job, StoreError> {
+    pub async fn finish_job(
+        &self,
+        job_id: JobId,
+        original: AssetId,
+        result: &CutoutResult<'_>,
+    ) -> Result<Job, StoreError> {
         let mut conn = self.db.primary.conn().await?;
         let tx = conn.transaction().await?;
         let mask = upsert_asset(&tx, &result.mask).await?.id;
@@ -359,39 +405,38 @@ impl Media {
             "dpi": result.dpi,
         });
         let sql = format!(
-            "UPDATE jobs SET status = 'done', result = $2, completed_at = now(), logs = 'done', error_message = NULL \
+            "UPDATE jobs SET status = $3, result = $2, completed_at = now(), logs = 'done', error_message = NULL \
              WHERE id = $1 AND status = 'running' RETURNING {JOB_COLUMNS}"
         );
-        let rows = tx.query("finishing a job", &sql, &[(&job_id, Type::UUID), (&summary, Type::JSONB)]).await?;
-        let job = rows
-            .first()
-            .map(job_from_row)
-            .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} was not running")))?;
+        let params: [Param<'_>; 3] =
+            [(&job_id.as_uuid(), Type::UUID), (&summary, Type::JSONB), (&JobStatus::Done.as_str(), Type::TEXT)];
+        let rows = tx.query("finishing a job", &sql, &params).await?;
+        let job = row::first(&rows)?.ok_or_else(|| StoreError::Corrupt(format!("job {job_id} was not running")))?;
         tx.commit().await?;
         Ok(job)
     }
 
     /// Marks a job failed for good, with a message for the customer.
-    pub async fn fail_job(&self, job_id: Uuid, message: &str) -> Result<(), StoreError> {
+    pub async fn fail_job(&self, job_id: JobId, message: &str) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
         conn.query(
             "failing a job",
-            "UPDATE jobs SET status = 'error', error_message = $2, logs = 'error', completed_at = now() \
+            "UPDATE jobs SET status = $3, error_message = $2, logs = 'error', completed_at = now() \
              WHERE id = $1 AND status IN ('queued', 'running')",
-            &[(&job_id, Type::UUID), (&message, Type::TEXT)],
+            &[(&job_id.as_uuid(), Type::UUID), (&message, Type::TEXT), (&JobStatus::Error.as_str(), Type::TEXT)],
         )
         .await
         .map(drop)
     }
 
     /// Puts a running job back in the queue after a transient fault (the message is retried).
-    pub async fn requeue_job(&self, job_id: Uuid, reason: &str) -> Result<(), StoreError> {
+    pub async fn requeue_job(&self, job_id: JobId, reason: &str) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
         let log = format!("retrying: {reason}");
         conn.query(
             "re-queueing a job",
-            "UPDATE jobs SET status = 'queued', logs = $2 WHERE id = $1 AND status = 'running'",
-            &[(&job_id, Type::UUID), (&log, Type::TEXT)],
+            "UPDATE jobs SET status = $3, logs = $2 WHERE id = $1 AND status = 'running'",
+            &[(&job_id.as_uuid(), Type::UUID), (&log, Type::TEXT), (&JobStatus::Queued.as_str(), Type::TEXT)],
         )
         .await
         .map(drop)
@@ -408,13 +453,14 @@ async fn upsert_asset(tx: &crate::pool::Tx<'_>, a: &NewAsset<'_>) -> Result<Asse
                  width = EXCLUDED.width, height = EXCLUDED.height, dpi = EXCLUDED.dpi \
          RETURNING {ASSET_COLUMNS}"
     );
+    let job_id = a.job_id.map(|j| j.as_uuid());
     let rows = tx
         .query(
             "recording an asset",
             &sql,
             &[
                 (&a.object_key, Type::TEXT),
-                (&a.kind, Type::TEXT),
+                (&a.kind.as_str(), Type::TEXT),
                 (&a.content_type, Type::TEXT),
                 (&a.byte_size, Type::INT8),
                 (&a.content_hash, Type::TEXT),
@@ -422,9 +468,9 @@ async fn upsert_asset(tx: &crate::pool::Tx<'_>, a: &NewAsset<'_>) -> Result<Asse
                 (&a.height, Type::INT4),
                 (&a.dpi, Type::INT4),
                 (&a.original_name, Type::TEXT),
-                (&a.job_id, Type::UUID),
+                (&job_id, Type::UUID),
             ],
         )
         .await?;
-    rows.first().map(asset_from_row).ok_or_else(|| StoreError::Corrupt("upsert returned no row".into()))
+    row::one(&rows, "recording an asset")
 }

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod migrate;
 pub mod orders;
 pub mod pool;
+pub mod row;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -22,3 +23,4 @@ pub use catalog::{Catalog, MethodAvailability, VariantForSale};
 pub use config::{DbConfig, PoolMode, PoolPlan};
 pub use connect::{Connector, Purpose};
 pub use pool::{Conn, Database, Db, Param, PoolStats, StoreError, Tx};
+pub use row::{FromRow, RowExt};

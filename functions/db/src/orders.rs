@@ -8,7 +8,6 @@ use domain::{
     Cents, CustomerId, MethodName, OrderId, OrderNumber, OrderTotals, PaymentStatus, PaymentTransition, PriceRule,
     ProductionStatus, UserId, VariantId,
 };
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -16,47 +15,40 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::catalog::{
-    METHOD_COLUMNS, MethodAvailability, VARIANT_COLUMNS, VariantForSale, method_from_row, price_rule_from_row,
-    product_status, variant_from_row,
+    FOR_SALE_COLUMNS, METHOD_COLUMNS, MethodAvailability, PRICE_RULE_COLUMNS, VARIANT_COLUMNS, VariantForSale,
 };
 use crate::pool::{Database, StoreError, Tx};
+use crate::row::{self, FromRow, RowExt, corrupt_column};
 
-/// An order as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An order as stored, with its customer's e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: OrderId,
-    pub order_number: String,
-    #[serde(skip)]
+    pub order_number: OrderNumber,
     pub customer_id: CustomerId,
-    #[serde(skip)]
     pub user_id: Option<UserId>,
     pub email: String,
     pub currency: String,
-    pub subtotal_cents: i64,
-    pub discount_cents: i64,
-    pub tax_cents: i64,
-    pub shipping_cents: i64,
-    pub total_cents: i64,
+    pub subtotal_cents: Cents,
+    pub discount_cents: Cents,
+    pub tax_cents: Cents,
+    pub shipping_cents: Cents,
+    pub total_cents: Cents,
     pub payment_status: PaymentStatus,
-    #[serde(skip)]
     pub payment_intent_id: Option<String>,
     pub production_status: ProductionStatus,
     pub tracking_number: Option<String>,
     pub carrier: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
     pub shipped_at: Option<OffsetDateTime>,
     pub shipping_address: serde_json::Value,
     pub notes: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(skip)]
     pub request_hash: Option<String>,
-    #[serde(skip)]
     pub tax_calculation_id: Option<String>,
 }
 
 /// An order line as stored, with what staff need to make it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderItem {
     pub id: Uuid,
     pub variant_id: VariantId,
@@ -64,15 +56,15 @@ pub struct OrderItem {
     pub product_title: String,
     pub color: String,
     pub size: String,
-    pub quantity: i32,
-    pub unit_price_cents: i64,
-    pub total_price_cents: i64,
+    pub quantity: u32,
+    pub unit_price_cents: Cents,
+    pub total_price_cents: Cents,
     pub custom_spec: serde_json::Value,
-    pub production_status: String,
+    pub production_status: ProductionStatus,
 }
 
 /// A checkout identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Customer {
     pub id: CustomerId,
     pub email: String,
@@ -82,15 +74,49 @@ pub struct Customer {
 }
 
 /// A history row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
-    pub kind: String,
-    pub old_status: Option<String>,
-    pub new_status: String,
+    pub transition: StatusTransition,
     pub changed_by: Option<UserId>,
     pub notes: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// What a history row records: a move of one of the order's two statuses. Stored as
+/// `kind` (`payment` or `production`), `old_status` and `new_status`; one value here, so a
+/// row can never pair a payment kind with a production status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusTransition {
+    /// Driven by payment events; `from` is `None` for the row written at checkout.
+    Payment { from: Option<PaymentStatus>, to: PaymentStatus },
+    /// A staff move.
+    Production { from: Option<ProductionStatus>, to: ProductionStatus },
+}
+
+impl StatusTransition {
+    /// The stored `kind`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Payment { .. } => "payment",
+            Self::Production { .. } => "production",
+        }
+    }
+
+    /// The stored `old_status`.
+    pub fn old_status(self) -> Option<&'static str> {
+        match self {
+            Self::Payment { from, .. } => from.map(PaymentStatus::as_str),
+            Self::Production { from, .. } => from.map(ProductionStatus::as_str),
+        }
+    }
+
+    /// The stored `new_status`.
+    pub fn new_status(self) -> &'static str {
+        match self {
+            Self::Payment { to, .. } => to.as_str(),
+            Self::Production { to, .. } => to.as_str(),
+        }
+    }
 }
 
 /// A line to insert, priced by the caller with `domain::quote`.
@@ -167,7 +193,7 @@ pub struct PaymentEvent<'a> {
     /// The order id from the intent's metadata, when it had one.
     pub metadata_order_id: Option<&'a str>,
     /// Amount and currency of the intent (for success: must equal the order's total).
-    pub amount_cents: Option<i64>,
+    pub amount_cents: Option<Cents>,
     pub currency: Option<&'a str>,
     pub target: PaymentStatus,
 }
@@ -195,44 +221,132 @@ pub struct OrderFilter {
     pub payment_status: Option<PaymentStatus>,
     pub production_status: Option<ProductionStatus>,
     /// Keyset cursor: orders strictly older than this (created_at, id).
-    pub before: Option<(OffsetDateTime, Uuid)>,
+    pub before: Option<(OffsetDateTime, OrderId)>,
     pub limit: i64,
 }
 
+// Column lists for the `FromRow` impls below, which read them by name.
 const ORDER_COLUMNS: &str = "o.id, o.order_number, o.customer_id, o.user_id, c.email, o.currency, o.subtotal_cents, \
      o.discount_cents, o.tax_cents, o.shipping_cents, o.total_cents, o.payment_status, o.payment_intent_id, \
      o.production_status, o.tracking_number, o.carrier, o.shipped_at, o.shipping_address, o.notes, o.created_at, \
      o.request_hash, o.tax_calculation_id";
 
-fn order_from_row(row: &Row) -> Result<Order, StoreError> {
-    let pay: &str = row.get(11);
-    let prod: &str = row.get(13);
-    Ok(Order {
-        id: OrderId::from_uuid(row.get(0)),
-        order_number: row.get(1),
-        customer_id: CustomerId::from_uuid(row.get(2)),
-        user_id: row.get::<_, Option<Uuid>>(3).map(UserId::from_uuid),
-        email: row.get(4),
-        currency: row.get(5),
-        subtotal_cents: row.get(6),
-        discount_cents: row.get(7),
-        tax_cents: row.get(8),
-        shipping_cents: row.get(9),
-        total_cents: row.get(10),
-        payment_status: PaymentStatus::parse(pay)
-            .ok_or_else(|| StoreError::Corrupt(format!("payment status {pay:?}")))?,
-        payment_intent_id: row.get(12),
-        production_status: ProductionStatus::parse(prod)
-            .ok_or_else(|| StoreError::Corrupt(format!("production status {prod:?}")))?,
-        tracking_number: row.get(14),
-        carrier: row.get(15),
-        shipped_at: row.get(16),
-        shipping_address: row.get(17),
-        notes: row.get(18),
-        created_at: row.get(19),
-        request_hash: row.get(20),
-        tax_calculation_id: row.get(21),
-    })
+const ITEM_COLUMNS: &str = "i.id, i.variant_id, v.sku, p.title AS product_title, v.color, v.size, i.quantity, \
+     i.unit_price_cents, i.total_price_cents, i.custom_spec, i.production_status";
+const CUSTOMER_COLUMNS: &str = "id, email, name, phone, user_id";
+const HISTORY_COLUMNS: &str = "kind, old_status, new_status, changed_by, notes, created_at";
+
+impl FromRow for Order {
+    /// Reads [`ORDER_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let number: &str = row.column("order_number")?;
+        let cents = |column: &str| row.column::<i64>(column).map(Cents::new);
+        Ok(Order {
+            id: OrderId::from_uuid(row.column("id")?),
+            order_number: OrderNumber::parse(number)
+                .ok_or_else(|| corrupt_column("order_number", format!("{number:?} is not an order number")))?,
+            customer_id: CustomerId::from_uuid(row.column("customer_id")?),
+            user_id: row.column::<Option<Uuid>>("user_id")?.map(UserId::from_uuid),
+            email: row.column("email")?,
+            currency: row.column("currency")?,
+            subtotal_cents: cents("subtotal_cents")?,
+            discount_cents: cents("discount_cents")?,
+            tax_cents: cents("tax_cents")?,
+            shipping_cents: cents("shipping_cents")?,
+            total_cents: cents("total_cents")?,
+            payment_status: row.parsed("payment_status")?,
+            payment_intent_id: row.column("payment_intent_id")?,
+            production_status: row.parsed("production_status")?,
+            tracking_number: row.column("tracking_number")?,
+            carrier: row.column("carrier")?,
+            shipped_at: row.column("shipped_at")?,
+            shipping_address: row.column("shipping_address")?,
+            notes: row.column("notes")?,
+            created_at: row.column("created_at")?,
+            request_hash: row.column("request_hash")?,
+            tax_calculation_id: row.column("tax_calculation_id")?,
+        })
+    }
+}
+
+impl FromRow for OrderItem {
+    /// Reads [`ITEM_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let quantity: i32 = row.column("quantity")?;
+        Ok(OrderItem {
+            id: row.column("id")?,
+            variant_id: VariantId::from_uuid(row.column("variant_id")?),
+            sku: row.column("sku")?,
+            product_title: row.column("product_title")?,
+            color: row.column("color")?,
+            size: row.column("size")?,
+            quantity: u32::try_from(quantity).map_err(|_| corrupt_column("quantity", quantity))?,
+            unit_price_cents: Cents::new(row.column("unit_price_cents")?),
+            total_price_cents: Cents::new(row.column("total_price_cents")?),
+            custom_spec: row.column("custom_spec")?,
+            production_status: row.parsed("production_status")?,
+        })
+    }
+}
+
+impl FromRow for Customer {
+    /// Reads [`CUSTOMER_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Customer {
+            id: CustomerId::from_uuid(row.column("id")?),
+            email: row.column("email")?,
+            name: row.column("name")?,
+            phone: row.column("phone")?,
+            user_id: row.column::<Option<Uuid>>("user_id")?.map(UserId::from_uuid),
+        })
+    }
+}
+
+impl FromRow for StatusChange {
+    /// Reads [`HISTORY_COLUMNS`].
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let transition = match row.column::<&str>("kind")? {
+            "payment" => {
+                StatusTransition::Payment { from: row.parsed_opt("old_status")?, to: row.parsed("new_status")? }
+            }
+            "production" => {
+                StatusTransition::Production { from: row.parsed_opt("old_status")?, to: row.parsed("new_status")? }
+            }
+            other => return Err(corrupt_column("kind", format!("unknown history kind {other:?}"))),
+        };
+        Ok(StatusChange {
+            transition,
+            changed_by: row.column::<Option<Uuid>>("changed_by")?.map(UserId::from_uuid),
+            notes: row.column("notes")?,
+            at: row.column("created_at")?,
+        })
+    }
+}
+
+/// Appends a history row. `changed_by` is the staff member who made a production move.
+async fn record_change(
+    tx: &Tx<'_>,
+    doing: &'static str,
+    order: OrderId,
+    transition: StatusTransition,
+    changed_by: Option<UserId>,
+    notes: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.query(
+        doing,
+        "INSERT INTO order_status_history (order_id, kind, old_status, new_status, changed_by, notes) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            (&order.as_uuid(), Type::UUID),
+            (&transition.kind(), Type::TEXT),
+            (&transition.old_status(), Type::TEXT),
+            (&transition.new_status(), Type::TEXT),
+            (&changed_by.map(|u| u.as_uuid()), Type::UUID),
+            (&notes, Type::TEXT),
+        ],
+    )
+    .await
+    .map(drop)
 }
 
 /// Facts for pricing a cart, read inside the caller's view of the primary.
@@ -262,33 +376,18 @@ impl Orders {
         let conn = self.db.primary.conn().await?;
         let ids: Vec<Uuid> = variant_ids.iter().map(VariantId::as_uuid).collect();
         let sql = format!(
-            "SELECT {VARIANT_COLUMNS}, p.status, p.title FROM variants v JOIN products p ON p.id = v.product_id \
+            "SELECT {VARIANT_COLUMNS}, {FOR_SALE_COLUMNS} FROM variants v JOIN products p ON p.id = v.product_id \
              WHERE v.id = ANY($1)"
         );
         let rows = conn.query("loading a cart's variants", &sql, &[(&ids, Type::UUID_ARRAY)]).await?;
-        let variants = rows
-            .iter()
-            .map(|row| {
-                Ok(VariantForSale {
-                    variant: variant_from_row(row)?,
-                    product_status: product_status(row.get(8))?,
-                    product_title: row.get(9),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let variants: Vec<VariantForSale> = row::all(&rows)?;
         let names: Vec<&str> = methods.iter().map(MethodName::as_str).collect();
         let sql = format!("SELECT {METHOD_COLUMNS} FROM decoration_methods m WHERE m.name = ANY($1)");
         let rows = conn.query("loading a cart's methods", &sql, &[(&names, Type::TEXT_ARRAY)]).await?;
-        let methods = rows.iter().map(method_from_row).collect::<Result<Vec<_>, _>>()?;
-        let rows = conn
-            .query(
-                "loading price rules",
-                "SELECT id, name, scope, entity_id, min_qty, max_qty, discount_type, value, priority \
-                 FROM price_rules WHERE active ORDER BY priority DESC, id",
-                &[],
-            )
-            .await?;
-        let price_rules = rows.iter().map(price_rule_from_row).collect::<Result<Vec<_>, _>>()?;
+        let methods: Vec<MethodAvailability> = row::all(&rows)?;
+        let sql = format!("SELECT {PRICE_RULE_COLUMNS} FROM price_rules WHERE active ORDER BY priority DESC, id");
+        let rows = conn.query("loading price rules", &sql, &[]).await?;
+        let price_rules: Vec<PriceRule> = row::all(&rows)?;
         Ok(CheckoutCatalog { variants, methods, price_rules })
     }
 
@@ -300,7 +399,7 @@ impl Orders {
              WHERE o.idempotency_scope = $1 AND o.idempotency_key = $2"
         );
         let rows = conn.query("finding an order by key", &sql, &[(&scope, Type::TEXT), (&key, Type::TEXT)]).await?;
-        rows.first().map(order_from_row).transpose()
+        row::first(&rows)
     }
 
     /// Creates customer (found by e-mail), order, items and the first history row in one
@@ -329,8 +428,7 @@ impl Orders {
             );
             let rows =
                 tx.query("finding an order by key", &sql, &[(&k.scope, Type::TEXT), (&k.key, Type::TEXT)]).await?;
-            if let Some(row) = rows.first() {
-                let existing = order_from_row(row)?;
+            if let Some(existing) = row::first::<Order>(&rows)? {
                 return Ok(if existing.request_hash.as_deref() == Some(k.request_hash.as_str()) {
                     Checkout::Existing(existing)
                 } else {
@@ -368,14 +466,15 @@ impl Orders {
                 )
                 .await?;
         }
-        let customer_id: Uuid = rows.first().ok_or_else(|| StoreError::Corrupt("customer upsert".into()))?.get(0);
+        let customer_id: Uuid =
+            rows.first().ok_or_else(|| StoreError::Corrupt("customer upsert".into()))?.column("id")?;
 
         let t = &order.totals;
         let (key_scope, key, hash) = match &order.idempotency {
             Some(k) => (Some(k.scope.as_str()), Some(k.key.as_str()), Some(k.request_hash.as_str())),
             None => (None, None, None),
         };
-        let mut order_id: Option<Uuid> = None;
+        let mut order_id: Option<OrderId> = None;
         for _ in 0..5 {
             let number = next_number();
             let rows = tx
@@ -406,7 +505,7 @@ impl Orders {
                 )
                 .await?;
             if let Some(row) = rows.first() {
-                order_id = Some(row.get(0));
+                order_id = Some(OrderId::from_uuid(row.column("id")?));
                 break;
             }
             tracing::warn!(number = %number, "order number collision; retrying");
@@ -420,7 +519,7 @@ impl Orders {
                 "INSERT INTO order_items (order_id, variant_id, quantity, unit_price_cents, total_price_cents, custom_spec) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
-                    (&order_id, Type::UUID),
+                    (&order_id.as_uuid(), Type::UUID),
                     (&item.variant_id.as_uuid(), Type::UUID),
                     (&quantity, Type::INT4),
                     (&item.unit_price_cents.get(), Type::INT8),
@@ -430,14 +529,9 @@ impl Orders {
             )
             .await?;
         }
-        tx.query(
-            "recording the order's first status",
-            "INSERT INTO order_status_history (order_id, old_status, new_status, kind, notes) \
-             VALUES ($1, NULL, 'pending', 'payment', 'order placed')",
-            &[(&order_id, Type::UUID)],
-        )
-        .await?;
-        let created = fetch_order(&tx, OrderId::from_uuid(order_id), false)
+        let placed = StatusTransition::Payment { from: None, to: PaymentStatus::Pending };
+        record_change(&tx, "recording the order's first status", order_id, placed, None, Some("order placed")).await?;
+        let created = fetch_order(&tx, order_id, false)
             .await?
             .ok_or_else(|| StoreError::Corrupt("order vanished in its own transaction".into()))?;
         tx.commit().await?;
@@ -468,80 +562,35 @@ impl Orders {
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.order_number = $1"
         );
         let rows = conn.query("finding an order by number", &sql, &[(&number.as_str(), Type::TEXT)]).await?;
-        rows.first().map(order_from_row).transpose()
+        row::first(&rows)
     }
 
     /// The order's lines with their variants.
     pub async fn items(&self, id: OrderId) -> Result<Vec<OrderItem>, StoreError> {
         let conn = self.db.primary.conn().await?;
-        let rows = conn
-            .query(
-                "listing an order's lines",
-                "SELECT i.id, i.variant_id, v.sku, p.title, v.color, v.size, i.quantity, i.unit_price_cents, \
-                   i.total_price_cents, i.custom_spec, i.production_status \
-                 FROM order_items i JOIN variants v ON v.id = i.variant_id JOIN products p ON p.id = v.product_id \
-                 WHERE i.order_id = $1 ORDER BY i.created_at, i.id",
-                &[(&id.as_uuid(), Type::UUID)],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| OrderItem {
-                id: r.get(0),
-                variant_id: VariantId::from_uuid(r.get(1)),
-                sku: r.get(2),
-                product_title: r.get(3),
-                color: r.get(4),
-                size: r.get(5),
-                quantity: r.get(6),
-                unit_price_cents: r.get(7),
-                total_price_cents: r.get(8),
-                custom_spec: r.get(9),
-                production_status: r.get(10),
-            })
-            .collect())
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} \
+             FROM order_items i JOIN variants v ON v.id = i.variant_id JOIN products p ON p.id = v.product_id \
+             WHERE i.order_id = $1 ORDER BY i.created_at, i.id"
+        );
+        let rows = conn.query("listing an order's lines", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+        row::all(&rows)
     }
 
     /// The customer behind an order (staff view).
     pub async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
         let conn = self.db.primary.conn().await?;
-        let rows = conn
-            .query(
-                "finding a customer",
-                "SELECT id, email, name, phone, user_id FROM customers WHERE id = $1",
-                &[(&id.as_uuid(), Type::UUID)],
-            )
-            .await?;
-        Ok(rows.first().map(|r| Customer {
-            id: CustomerId::from_uuid(r.get(0)),
-            email: r.get(1),
-            name: r.get(2),
-            phone: r.get(3),
-            user_id: r.get::<_, Option<Uuid>>(4).map(UserId::from_uuid),
-        }))
+        let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
+        let rows = conn.query("finding a customer", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+        row::first(&rows)
     }
 
     pub async fn history(&self, id: OrderId) -> Result<Vec<StatusChange>, StoreError> {
         let conn = self.db.primary.conn().await?;
-        let rows = conn
-            .query(
-                "listing an order's history",
-                "SELECT kind, old_status, new_status, changed_by, notes, created_at FROM order_status_history \
-                 WHERE order_id = $1 ORDER BY created_at, id",
-                &[(&id.as_uuid(), Type::UUID)],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StatusChange {
-                kind: r.get(0),
-                old_status: r.get(1),
-                new_status: r.get(2),
-                changed_by: r.get::<_, Option<Uuid>>(3).map(UserId::from_uuid),
-                notes: r.get(4),
-                at: r.get(5),
-            })
-            .collect())
+        let sql =
+            format!("SELECT {HISTORY_COLUMNS} FROM order_status_history WHERE order_id = $1 ORDER BY created_at, id");
+        let rows = conn.query("listing an order's history", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+        row::all(&rows)
     }
 
     /// Applies a verified payment event exactly once. The event id is recorded in
@@ -567,7 +616,7 @@ impl Orders {
              WHERE o.payment_intent_id = $1 FOR UPDATE OF o"
         );
         let rows = tx.query("finding the intent's order", &sql, &[(&event.intent_id, Type::TEXT)]).await?;
-        let order = rows.first().map(order_from_row).transpose()?;
+        let order: Option<Order> = row::first(&rows)?;
 
         let (outcome, order_id, detail) = match order {
             None => (PaymentOutcome::UnknownOrder, None, Some(format!("no order has intent {}", event.intent_id))),
@@ -590,18 +639,8 @@ impl Orders {
                         )
                         .await?;
                         let note = format!("stripe {} ({})", event.event_type, event.event_id);
-                        tx.query(
-                            "recording the payment change",
-                            "INSERT INTO order_status_history (order_id, old_status, new_status, kind, notes) \
-                             VALUES ($1, $2, $3, 'payment', $4)",
-                            &[
-                                (&order.id.as_uuid(), Type::UUID),
-                                (&order.payment_status.as_str(), Type::TEXT),
-                                (&to.as_str(), Type::TEXT),
-                                (&note, Type::TEXT),
-                            ],
-                        )
-                        .await?;
+                        let change = StatusTransition::Payment { from: Some(order.payment_status), to };
+                        record_change(&tx, "recording the payment change", order.id, change, None, Some(&note)).await?;
                         (
                             PaymentOutcome::Applied { order_id: order.id, from: order.payment_status, to },
                             Some(order.id),
@@ -654,7 +693,7 @@ impl Orders {
         let conn = self.db.primary.conn().await?;
         let pay = filter.payment_status.map(PaymentStatus::as_str);
         let prod = filter.production_status.map(ProductionStatus::as_str);
-        let (before_at, before_id) = filter.before.map_or((None, None), |(t, id)| (Some(t), Some(id)));
+        let (before_at, before_id) = filter.before.map_or((None, None), |(t, id)| (Some(t), Some(id.as_uuid())));
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN customers c ON c.id = o.customer_id \
              WHERE ($1::text IS NULL OR o.payment_status = $1) AND ($2::text IS NULL OR o.production_status = $2) \
@@ -674,7 +713,7 @@ impl Orders {
                 ],
             )
             .await?;
-        rows.iter().map(order_from_row).collect()
+        row::all(&rows)
     }
 
     /// A staff move of the production status, validated by the domain's rules against the
@@ -704,19 +743,8 @@ impl Orders {
             ],
         )
         .await?;
-        tx.query(
-            "recording the move",
-            "INSERT INTO order_status_history (order_id, old_status, new_status, kind, changed_by, notes) \
-             VALUES ($1, $2, $3, 'production', $4, $5)",
-            &[
-                (&id.as_uuid(), Type::UUID),
-                (&order.production_status.as_str(), Type::TEXT),
-                (&mv.to.as_str(), Type::TEXT),
-                (&mv.changed_by.as_uuid(), Type::UUID),
-                (&mv.notes, Type::TEXT),
-            ],
-        )
-        .await?;
+        let change = StatusTransition::Production { from: Some(order.production_status), to: mv.to };
+        record_change(&tx, "recording the move", id, change, Some(mv.changed_by), mv.notes.as_deref()).await?;
         let moved = fetch_order(&tx, id, false).await?.ok_or_else(|| StoreError::Corrupt("order vanished".into()))?;
         tx.commit().await?;
         Ok(MoveOutcome::Moved(Box::new(moved)))
@@ -729,7 +757,7 @@ async fn fetch_order(tx: &Tx<'_>, id: OrderId, lock: bool) -> Result<Option<Orde
         if lock { " FOR UPDATE OF o" } else { "" }
     );
     let rows = tx.query("finding an order", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
-    rows.first().map(order_from_row).transpose()
+    row::first(&rows)
 }
 
 /// Why an event may not change this order: the old system captured payments without
@@ -746,7 +774,8 @@ fn mismatch(order: &Order, event: &PaymentEvent<'_>) -> Option<String> {
         if event.amount_cents != Some(order.total_cents) {
             return Some(format!(
                 "intent amount {:?} differs from the order total {}",
-                event.amount_cents, order.total_cents
+                event.amount_cents.map(Cents::get),
+                order.total_cents.get()
             ));
         }
         if event.currency.is_some_and(|c| !c.eq_ignore_ascii_case(&order.currency)) {

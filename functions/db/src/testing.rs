@@ -107,7 +107,7 @@ async fn drop_stale(admin: &Client, now: u64) {
         return;
     };
     for row in rows {
-        let name: String = row.get(0);
+        let Ok(name) = row.try_get::<_, String>("datname") else { continue };
         let created = name.trim_start_matches(PREFIX).split('_').next().and_then(|t| t.parse::<u64>().ok());
         if created.is_some_and(|t| now.saturating_sub(t) > 3600) {
             let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::jobs::UnknownState;
+
 /// What an account may do. Staff roles are checked against the database on every staff
 /// request, so a demotion takes effect at once rather than when a token expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,6 +39,14 @@ impl Role {
     /// Fulfilment staff and admins: they see every order.
     pub fn is_staff(self) -> bool {
         matches!(self, Self::Fulfillment | Self::Admin)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        Self::parse(s).ok_or_else(|| UnknownState { what: "role", value: s.to_owned() })
     }
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::ids::{DecorationMethodId, ProductId, VariantId};
+use crate::jobs::UnknownState;
 use crate::money::{BasisPoints, Cents};
 
 /// A URL-safe product handle (`classic-tee`): lower-case ASCII letters and digits in
@@ -74,6 +75,14 @@ impl ProductStatus {
     }
 }
 
+impl std::str::FromStr for ProductStatus {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        Self::parse(s).ok_or_else(|| UnknownState { what: "product status", value: s.to_owned() })
+    }
+}
+
 /// A garment style with its sellable variants, as the storefront shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Product {
@@ -128,6 +137,24 @@ impl MethodName {
 pub enum MethodStatus {
     Active,
     Inactive,
+}
+
+impl MethodStatus {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(Self::Active),
+            "inactive" => Some(Self::Inactive),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for MethodStatus {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        Self::parse(s).ok_or_else(|| UnknownState { what: "decoration method status", value: s.to_owned() })
+    }
 }
 
 /// A way of putting artwork on a garment, with the rules that price it.

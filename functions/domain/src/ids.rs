@@ -74,3 +74,11 @@ uuid_id!(
     /// A stored object (upload, cut-out, proof).
     AssetId
 );
+uuid_id!(
+    /// An upload in flight: reserved by the API, completed once the file has arrived.
+    UploadId
+);
+uuid_id!(
+    /// A background-removal job.
+    JobId
+);

@@ -93,6 +93,21 @@ state_enum! {
     }
 }
 
+impl AssetKind {
+    /// What a design may place on a garment: the upload itself or a cut-out's picture. A
+    /// mask is an intermediate and a proof is made from a design, so neither is artwork.
+    pub const ARTWORK: &'static [AssetKind] = &[AssetKind::Upload, AssetKind::Original, AssetKind::Transparent];
+}
+
+state_enum! {
+    /// Where an upload is: `pending` from the presigned PUT's reservation until
+    /// `POST /api/uploads/{id}/complete` has checked the file and recorded its asset.
+    UploadStatus, "upload status" {
+        Pending = "pending",
+        Completed = "completed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +121,9 @@ mod tests {
         for kind in AssetKind::ALL {
             assert_eq!(kind.as_str().parse::<AssetKind>(), Ok(*kind));
         }
+        for status in UploadStatus::ALL {
+            assert_eq!(status.as_str().parse::<UploadStatus>(), Ok(*status));
+        }
         assert_eq!("finished".parse::<JobStatus>(), Err(UnknownState { what: "job status", value: "finished".into() }));
     }
 
@@ -113,6 +131,12 @@ mod tests {
     fn only_done_and_error_are_final() {
         let finals: Vec<_> = JobStatus::ALL.iter().filter(|s| s.is_final()).collect();
         assert_eq!(finals, [&JobStatus::Done, &JobStatus::Error]);
+    }
+
+    #[test]
+    fn masks_and_proofs_are_not_artwork() {
+        let not_artwork: Vec<_> = AssetKind::ALL.iter().filter(|k| !AssetKind::ARTWORK.contains(k)).collect();
+        assert_eq!(not_artwork, [&AssetKind::Mask, &AssetKind::Proof]);
     }
 
     #[test]

@@ -26,8 +26,11 @@ pub use catalog::{
     ProductStatus, QuantityBreak, Slug, SlugError, Variant,
 };
 pub use designs::{DesignData, DesignError, DesignPlacement, MAX_PLACEMENTS_PER_VIEW, print_area};
-pub use ids::{AssetId, CustomerId, DecorationMethodId, DesignId, OrderId, PriceRuleId, ProductId, UserId, VariantId};
-pub use jobs::{AssetKind, CutoutMessage, JobStatus, UnknownState};
+pub use ids::{
+    AssetId, CustomerId, DecorationMethodId, DesignId, JobId, OrderId, PriceRuleId, ProductId, UploadId, UserId,
+    VariantId,
+};
+pub use jobs::{AssetKind, CutoutMessage, JobStatus, UnknownState, UploadStatus};
 pub use media::{
     ImageFacts, ImageFormat, ImageRules, MAX_PIXELS, MAX_SIDE, MAX_UPLOAD_BYTES, MediaError, inspect_image,
 };

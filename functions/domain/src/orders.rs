@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::accounts::{Email, parse_name};
 use crate::ids::DesignId;
+use crate::jobs::UnknownState;
 use crate::money::Cents;
 use crate::pricing::Quote;
 use crate::quote::{QuoteRequest, RawPlacement, RawQuoteRequest};
@@ -63,6 +64,14 @@ impl PaymentStatus {
     /// (the customer retries with another card on the same intent), a refund ends the story.
     pub fn on_event(self, target: PaymentStatus) -> PaymentTransition {
         if target > self { PaymentTransition::To(target) } else { PaymentTransition::Ignore }
+    }
+}
+
+impl std::str::FromStr for PaymentStatus {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        Self::parse(s).ok_or_else(|| UnknownState { what: "payment status", value: s.to_owned() })
     }
 }
 
@@ -150,6 +159,14 @@ impl ProductionStatus {
             return Err(ProductionTransitionError::MissingTracking);
         }
         Ok(())
+    }
+}
+
+impl std::str::FromStr for ProductionStatus {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        Self::parse(s).ok_or_else(|| UnknownState { what: "production status", value: s.to_owned() })
     }
 }
 
@@ -416,6 +433,27 @@ impl OrderTotals {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn statuses_round_trip_through_their_stored_names() {
+        use PaymentStatus as Pay;
+        use ProductionStatus as Prod;
+        for status in [Pay::Pending, Pay::Failed, Pay::Paid, Pay::Refunded] {
+            assert_eq!(status.as_str().parse::<PaymentStatus>(), Ok(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        for status in
+            [Prod::Pending, Prod::InProduction, Prod::Printed, Prod::Shipped, Prod::Delivered, Prod::Cancelled]
+        {
+            assert_eq!(status.as_str().parse::<ProductionStatus>(), Ok(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        assert_eq!(
+            "Paid".parse::<PaymentStatus>(),
+            Err(UnknownState { what: "payment status", value: "Paid".into() }),
+            "stored names are exact"
+        );
+    }
 
     #[test]
     fn payment_status_only_moves_forward() {

@@ -28,12 +28,11 @@ use bytes::Bytes;
 use cutout::{CutoutOptions, Engine, EngineSettings, PRINT_DPI, PngCompression};
 use db::StoreError;
 use db::jobs::{Claim, CutoutResult, Media, NewAsset};
-use domain::CutoutMessage;
+use domain::{AssetKind, CutoutMessage, JobId};
 use objects::{ObjectError, ObjectKey, ObjectStore};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
-use uuid::Uuid;
 
 pub mod rules;
 
@@ -90,8 +89,11 @@ impl Worker {
         let mut failures = Vec::new();
         for message in event.records {
             let id = message.message_id.clone().unwrap_or_default();
-            let job_id =
-                message.body.as_deref().and_then(|b| serde_json::from_str::<CutoutMessage>(b).ok()).map(|m| m.job_id);
+            let job_id = message
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<CutoutMessage>(b).ok())
+                .map(|m| JobId::from_uuid(m.job_id));
             let worker = Arc::clone(self);
             let outcome = match tokio::spawn(async move { worker.handle_message(message).await }).await {
                 Ok(outcome) => outcome,
@@ -133,7 +135,7 @@ impl Worker {
         let span = tracing::info_span!("job", job_id = %job.job_id, %message_id, receive_count = %receive_count);
         async {
             let started = Instant::now();
-            let outcome = self.run(job.job_id).await;
+            let outcome = self.run(JobId::from_uuid(job.job_id)).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match &outcome {
                 Outcome::Done => tracing::info!(elapsed_ms, "job done"),
@@ -147,7 +149,7 @@ impl Worker {
         .await
     }
 
-    async fn run(&self, job_id: Uuid) -> Outcome {
+    async fn run(&self, job_id: JobId) -> Outcome {
         let (attempt, upload) = match self.media.claim_job(job_id, self.stale_after).await {
             Ok(Claim::Claimed { attempt, upload }) => (attempt, upload),
             Ok(Claim::AlreadyDone) => return Outcome::Skipped("already done"),
@@ -180,7 +182,7 @@ impl Worker {
     }
 
     /// The work itself. `Ok(Err(reason))`: the input is bad, stop. `Err`: retry.
-    async fn cut_out(&self, job_id: Uuid, upload: &db::jobs::Asset) -> Result<Result<(), String>, Transient> {
+    async fn cut_out(&self, job_id: JobId, upload: &db::jobs::Asset) -> Result<Result<(), String>, Transient> {
         let key = ObjectKey::parse(&upload.object_key).map_err(|e| Transient(e.to_string()))?;
         // Bounded to the upload limit: anything bigger in storage is refused unread.
         let original = match self.objects.get(&key, rules::RULES.max_bytes()).await {
@@ -209,7 +211,7 @@ impl Worker {
         };
 
         self.media.log_step(job_id, "running: storing the cut-out").await?;
-        let dir = format!("cutouts/{}", job_id.simple());
+        let dir = format!("cutouts/{}", job_id.as_uuid().simple());
         let mask_key = ObjectKey::parse(&format!("{dir}/mask.png")).map_err(|e| Transient(e.to_string()))?;
         let transparent_key =
             ObjectKey::parse(&format!("{dir}/transparent.png")).map_err(|e| Transient(e.to_string()))?;
@@ -234,8 +236,8 @@ impl Worker {
             job_id: Some(job_id),
         };
         let result = CutoutResult {
-            mask: result_asset("mask", &mask_key, mask_len, &mask_hash),
-            transparent: result_asset("transparent", &transparent_key, transparent_len, &transparent_hash),
+            mask: result_asset(AssetKind::Mask, &mask_key, mask_len, &mask_hash),
+            transparent: result_asset(AssetKind::Transparent, &transparent_key, transparent_len, &transparent_hash),
             width: w,
             height: h,
             dpi,

@@ -24,13 +24,13 @@ use objects::ObjectKey;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::{Admin, Auth, Staff};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::no_store;
+use crate::views::{self, CustomerView, DesignView, OrderItemView, OrderView, StatusChangeView};
 
 const DESIGN_URL_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -119,11 +119,11 @@ fn cursor(order: &db::orders::Order) -> String {
     format!("{}.{}", order.created_at.unix_timestamp_nanos() / 1000, order.id)
 }
 
-fn parse_cursor(raw: &str) -> Option<(OffsetDateTime, Uuid)> {
+fn parse_cursor(raw: &str) -> Option<(OffsetDateTime, OrderId)> {
     let (micros, id) = raw.split_once('.')?;
     let micros: i128 = micros.parse().ok()?;
     let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000)?).ok()?;
-    Some((at, Uuid::parse_str(id).ok()?))
+    Some((at, id.parse().ok()?))
 }
 
 pub async fn list_orders(
@@ -168,6 +168,7 @@ pub async fn list_orders(
         .transpose()?;
     let orders = state.orders.list(&OrderFilter { payment_status, production_status, before, limit }).await?;
     let next_cursor = (orders.len() as i64 == limit).then(|| orders.last().map(cursor)).flatten();
+    let orders: Vec<OrderView> = views::all(&orders);
     Ok(no_store(Json(json!({ "orders": orders, "next_cursor": next_cursor }))))
 }
 
@@ -187,7 +188,7 @@ async fn design_images(state: &AppState, spec: &Value) -> Result<Value, ApiError
     let mut artwork = Vec::new();
     if let Ok(data) = DesignData::parse(design.design_data.clone()) {
         for asset_id in data.artwork_ids() {
-            let Some(asset) = state.media.asset(asset_id.as_uuid()).await? else { continue };
+            let Some(asset) = state.media.asset(asset_id).await? else { continue };
             let url = match ObjectKey::parse(&asset.object_key) {
                 Ok(key) => state.objects.presign_get(&key, DESIGN_URL_TTL).await.ok().map(|p| p.url),
                 Err(_) => None,
@@ -195,7 +196,7 @@ async fn design_images(state: &AppState, spec: &Value) -> Result<Value, ApiError
             artwork.push(json!({ "asset_id": asset.id, "kind": asset.kind, "url": url }));
         }
     }
-    Ok(json!({ "design": design, "artwork": artwork }))
+    Ok(json!({ "design": DesignView::from(&design), "artwork": artwork }))
 }
 
 pub async fn show_order(
@@ -210,17 +211,17 @@ pub async fn show_order(
     let mut rendered = Vec::with_capacity(items.len());
     for item in &items {
         let design = design_images(&state, &item.custom_spec).await?;
-        let mut v = serde_json::to_value(item).map_err(|_| ApiError::internal())?;
+        let mut v = serde_json::to_value(OrderItemView::from(item)).map_err(|_| ApiError::internal())?;
         v["design"] = design;
         rendered.push(v);
     }
     let history = state.orders.history(id).await?;
     Ok(no_store(Json(json!({
-        "order": order,
+        "order": OrderView::from(&order),
         "payment_intent_id": order.payment_intent_id,
-        "customer": customer,
+        "customer": customer.as_ref().map(CustomerView::from),
         "items": rendered,
-        "history": history,
+        "history": views::all::<_, StatusChangeView>(&history),
     }))))
 }
 
@@ -265,7 +266,7 @@ pub async fn move_order(
     match state.orders.move_production(id, &mv).await? {
         MoveOutcome::Moved(order) => {
             tracing::info!(order = %order.id, to = to.as_str(), by = %auth.user().id, "order moved");
-            Ok(no_store(Json(json!({ "order": order }))))
+            Ok(no_store(Json(json!({ "order": OrderView::from(&*order) }))))
         }
         MoveOutcome::NotFound => Err(ApiError::not_found("order")),
         MoveOutcome::Refused(e) => {

@@ -20,6 +20,7 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::no_store;
+use crate::views::{self, DesignView};
 
 /// Most designs listed at once.
 const LIST_LIMIT: i64 = 100;
@@ -90,6 +91,7 @@ fn design_id(raw: &str) -> Result<DesignId, ApiError> {
 
 pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     let designs = state.designs.list(auth.user().id, LIST_LIMIT).await?;
+    let designs: Vec<DesignView> = views::all(&designs);
     Ok(no_store(Json(json!({ "designs": designs }))))
 }
 
@@ -101,13 +103,13 @@ pub async fn create(
     let fields = fields(&state, &auth, body).await?;
     let design = state.designs.create(auth.user().id, &fields).await?;
     tracing::info!(design = %design.id, "design saved");
-    Ok(no_store((StatusCode::CREATED, Json(json!({ "design": design })))))
+    Ok(no_store((StatusCode::CREATED, Json(json!({ "design": DesignView::from(&design) })))))
 }
 
 pub async fn show(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let design =
         state.designs.get(auth.user().id, design_id(&raw)?).await?.ok_or_else(|| ApiError::not_found("design"))?;
-    Ok(no_store(Json(json!({ "design": design }))))
+    Ok(no_store(Json(json!({ "design": DesignView::from(&design) }))))
 }
 
 pub async fn update(
@@ -125,7 +127,7 @@ pub async fn update(
     let fields = fields(&state, &auth, body).await?;
     let design =
         state.designs.update(auth.user().id, id, &fields).await?.ok_or_else(|| ApiError::not_found("design"))?;
-    Ok(no_store(Json(json!({ "design": design }))))
+    Ok(no_store(Json(json!({ "design": DesignView::from(&design) }))))
 }
 
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>) -> Result<Response, ApiError> {

@@ -12,16 +12,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use db::jobs::{Job, JobRequest};
+use domain::{AssetId, AssetKind, JobId, JobStatus};
 use objects::ObjectKey;
 use queue::CutoutMessage;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::no_store;
+use crate::views::AssetView;
 
 /// How long result URLs handed to the storefront stay valid.
 const RESULT_URL_TTL: Duration = Duration::from_secs(60 * 60);
@@ -34,19 +35,19 @@ pub struct StartJob {
 
 pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartJob>) -> Result<Response, ApiError> {
     let unknown = || ApiError::unprocessable("unknown_asset", "asset_id", "no uploaded asset has this id");
-    let asset_id = Uuid::parse_str(&body.asset_id).map_err(|_| unknown())?;
+    let asset_id: AssetId = body.asset_id.parse().map_err(|_| unknown())?;
     let asset = state.media.asset(asset_id).await?.ok_or_else(unknown)?;
-    if asset.kind != "upload" {
+    if asset.kind != AssetKind::Upload {
         return Err(ApiError::unprocessable("asset_not_an_upload", "asset_id", "only uploaded images can be cut out"));
     }
 
     let queue = state.queue.clone();
     let outcome = state
         .media
-        .request_job(
-            asset_id,
-            |job_id| async move { queue.enqueue(&CutoutMessage { job_id, asset_id }).await.map(drop) },
-        )
+        .request_job(asset_id, |job_id| async move {
+            let message = CutoutMessage { job_id: job_id.as_uuid(), asset_id: asset_id.as_uuid() };
+            queue.enqueue(&message).await.map(drop)
+        })
         .await?
         .map_err(|e| {
             tracing::warn!(error = %e, "could not queue a job");
@@ -65,7 +66,7 @@ pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartJo
 
 pub async fn show(State(state): State<AppState>, Path(raw_id): Path<String>) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("job");
-    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let id: JobId = raw_id.parse().map_err(|_| not_found())?;
     let job = state.media.job(id).await?.ok_or_else(not_found)?;
     let body = render(&state, &job).await?;
     Ok(no_store(Json(body)))
@@ -73,8 +74,8 @@ pub async fn show(State(state): State<AppState>, Path(raw_id): Path<String>) -> 
 
 /// The job as the storefront sees it; result assets come with short-lived URLs.
 async fn render(state: &AppState, job: &Job) -> Result<Value, ApiError> {
-    let result = match (&job.status[..], &job.result) {
-        ("done", Some(result)) => Some(render_result(state, result).await?),
+    let result = match (job.status, &job.result) {
+        (JobStatus::Done, Some(result)) => Some(render_result(state, result).await?),
         _ => None,
     };
     Ok(json!({
@@ -95,7 +96,7 @@ async fn render(state: &AppState, job: &Job) -> Result<Value, ApiError> {
 async fn render_result(state: &AppState, result: &Value) -> Result<Value, ApiError> {
     let mut out = serde_json::Map::new();
     for role in ["original", "transparent", "mask"] {
-        let Some(id) = result.get(role).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()) else {
+        let Some(id) = result.get(role).and_then(Value::as_str).and_then(|s| s.parse::<AssetId>().ok()) else {
             continue;
         };
         let Some(asset) = state.media.asset(id).await? else {
@@ -103,7 +104,7 @@ async fn render_result(state: &AppState, result: &Value) -> Result<Value, ApiErr
         };
         let key = ObjectKey::parse(&asset.object_key).map_err(|_| ApiError::internal())?;
         let url = state.objects.presign_get(&key, RESULT_URL_TTL).await?.url;
-        out.insert(role.into(), json!({ "asset": asset, "url": url }));
+        out.insert(role.into(), json!({ "asset": AssetView::from(&asset), "url": url }));
     }
     for field in ["width", "height", "dpi"] {
         if let Some(v) = result.get(field) {

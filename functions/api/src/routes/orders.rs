@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::no_store;
 use crate::services::checkout::{self, OrderRequest, PlacedOrder, PricedLine};
+use crate::views::{self, OrderItemView, OrderView, StatusChangeView};
 
 fn lines_json(lines: &[PricedLine]) -> Vec<Value> {
     lines.iter().map(|p| json!({ "quote": p.quote, "design_id": p.line.design_id })).collect()
@@ -90,6 +91,7 @@ fn render_placed(state: &AppState, placed: PlacedOrder) -> Response {
     });
     let token = tokens::order_token(&state.auth.order_token_secret, order.id);
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let (order, items) = (OrderView::from(&order), views::all::<_, OrderItemView>(&items));
     no_store((status, Json(json!({ "order": order, "items": items, "payment": payment, "order_token": token }))))
 }
 
@@ -145,5 +147,7 @@ pub async fn show(
     }
     let items = state.orders.items(order.id).await?;
     let history = state.orders.history(order.id).await?;
-    Ok(no_store(Json(json!({ "order": order, "items": items, "history": history }))))
+    let items: Vec<OrderItemView> = views::all(&items);
+    let history: Vec<StatusChangeView> = views::all(&history);
+    Ok(no_store(Json(json!({ "order": OrderView::from(&order), "items": items, "history": history }))))
 }

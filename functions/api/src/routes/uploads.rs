@@ -14,8 +14,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use db::jobs::{NewAsset, Upload};
-use domain::{ImageFormat, MAX_UPLOAD_BYTES, inspect_image};
+use db::jobs::{NewAsset, NewUpload, UploadState};
+use domain::{AssetKind, ImageFormat, MAX_UPLOAD_BYTES, UploadId, inspect_image};
 use objects::ObjectKey;
 use serde::Deserialize;
 use serde_json::json;
@@ -27,6 +27,7 @@ use crate::app::AppState;
 use crate::auth::MaybeAuth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::views::AssetView;
 
 /// How long a presigned upload URL stays valid.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
@@ -63,21 +64,20 @@ pub async fn start(
         })?),
     };
 
-    let id = Uuid::new_v4();
-    let key = ObjectKey::parse(&format!("uploads/{}/original.{}", id.simple(), format.extension()))
+    let id = UploadId::from_uuid(Uuid::new_v4());
+    let key = ObjectKey::parse(&format!("uploads/{}/original.{}", id.as_uuid().simple(), format.extension()))
         .map_err(|_| ApiError::internal())?;
     let put = state.objects.presign_put(&key, format.mime(), size, UPLOAD_URL_TTL).await?;
     let expires_at = OffsetDateTime::now_utc() + UPLOAD_URL_TTL;
     state
         .media
-        .create_upload(&Upload {
+        .create_upload(&NewUpload {
             id,
             object_key: key.to_string(),
             content_type: format.mime().to_owned(),
             byte_size: body.byte_size,
             original_name,
             expires_at,
-            asset_id: None,
         })
         .await?;
     if let Some(user) = &user {
@@ -99,12 +99,12 @@ pub async fn start(
 
 pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("upload");
-    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let id: UploadId = raw_id.parse().map_err(|_| not_found())?;
     let upload = state.media.upload(id).await?.ok_or_else(not_found)?;
-    if let Some(asset_id) = upload.asset_id {
+    if let UploadState::Completed(asset_id) = upload.state {
         state.designs.inherit_upload_owner(id, asset_id).await?;
         let asset = state.media.asset(asset_id).await?.ok_or_else(ApiError::internal)?;
-        return Ok((StatusCode::OK, Json(json!({ "asset": asset }))).into_response());
+        return Ok((StatusCode::OK, Json(json!({ "asset": AssetView::from(&asset) }))).into_response());
     }
 
     let key = ObjectKey::parse(&upload.object_key).map_err(|_| ApiError::internal())?;
@@ -139,7 +139,7 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
             id,
             &NewAsset {
                 object_key: key.as_str(),
-                kind: "upload",
+                kind: AssetKind::Upload,
                 content_type: format.mime(),
                 byte_size: upload.byte_size,
                 content_hash: &hash,
@@ -153,7 +153,7 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
         .await?;
     state.designs.inherit_upload_owner(id, asset.id).await?;
     tracing::info!(upload = %id, asset = %asset.id, bytes = upload.byte_size, "upload completed");
-    Ok((StatusCode::CREATED, Json(json!({ "asset": asset }))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({ "asset": AssetView::from(&asset) }))).into_response())
 }
 
 /// A display name for the file: trimmed, at most 255 characters, no control characters.

@@ -230,7 +230,7 @@ pub async fn place_order(
     };
     match state.orders.checkout(&new, new_order_number).await? {
         Checkout::Created(order) => {
-            tracing::info!(order = %order.id, number = %order.order_number, total_cents = order.total_cents, "order placed");
+            tracing::info!(order = %order.id, number = %order.order_number, total_cents = order.total_cents.get(), "order placed");
             finish(state, order, true).await
         }
         Checkout::Existing(order) => finish(state, order, false).await,
@@ -244,8 +244,8 @@ async fn finish(state: &AppState, order: Order, created: bool) -> Result<PlacedO
     let payment = if matches!(order.payment_status, PaymentStatus::Pending | PaymentStatus::Failed) {
         let request = CreateIntent {
             order_id: order.id.as_uuid(),
-            order_number: order.order_number.clone(),
-            amount: Cents::new(order.total_cents),
+            order_number: order.order_number.to_string(),
+            amount: order.total_cents,
             currency: Currency::parse(&order.currency).map_err(|e| {
                 StoreError::Corrupt(format!("order {} has currency {:?}: {e}", order.id, order.currency))
             })?,

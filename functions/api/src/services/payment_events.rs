@@ -79,7 +79,7 @@ pub async fn process(state: &AppState, payload: &[u8], signature: &str) -> Resul
             event_type: &event.event_type,
             intent_id,
             metadata_order_id: order_id_text.as_deref(),
-            amount_cents: Some(amount_received.get()),
+            amount_cents: Some(*amount_received),
             currency: Some(currency.as_str()),
             target: PaymentStatus::Paid,
         }),
