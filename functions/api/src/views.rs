@@ -208,3 +208,137 @@ impl<'a> From<&'a Design> for DesignView<'a> {
 pub fn all<'a, R, V: From<&'a R>>(rows: &'a [R]) -> Vec<V> {
     rows.iter().map(V::from).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use db::orders::StatusTransition;
+
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    fn keys(value: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    fn order() -> Order {
+        Order {
+            id: OrderId::from_uuid(Uuid::nil()),
+            order_number: OrderNumber::parse("ST-250102-ABCDE").unwrap(),
+            customer_id: CustomerId::from_uuid(Uuid::nil()),
+            user_id: Some(UserId::from_uuid(Uuid::nil())),
+            email: "ada@example.com".into(),
+            currency: "usd".into(),
+            subtotal_cents: Cents::new(2000),
+            discount_cents: Cents::new(100),
+            tax_cents: Cents::new(160),
+            shipping_cents: Cents::new(599),
+            total_cents: Cents::new(2659),
+            payment_status: PaymentStatus::Paid,
+            payment_intent_id: Some("pi_123".into()),
+            production_status: ProductionStatus::InProduction,
+            tracking_number: None,
+            carrier: None,
+            shipped_at: None,
+            shipping_address: json!({ "city": "Portland" }),
+            notes: None,
+            created_at: at(1_735_776_000),
+            request_hash: Some("ab".repeat(32)),
+            tax_calculation_id: Some("taxcalc_1".into()),
+        }
+    }
+
+    #[test]
+    fn an_order_shows_integer_cents_and_state_names_and_hides_payment_and_idempotency_data() {
+        let json = serde_json::to_value(OrderView::from(&order())).unwrap();
+        assert_eq!(
+            keys(&json),
+            [
+                "carrier",
+                "created_at",
+                "currency",
+                "discount_cents",
+                "email",
+                "id",
+                "notes",
+                "order_number",
+                "payment_status",
+                "production_status",
+                "shipped_at",
+                "shipping_address",
+                "shipping_cents",
+                "subtotal_cents",
+                "tax_cents",
+                "total_cents",
+                "tracking_number",
+            ]
+        );
+        assert_eq!(json["total_cents"], 2659);
+        assert_eq!(json["order_number"], "ST-250102-ABCDE");
+        assert_eq!((&json["payment_status"], &json["production_status"]), (&json!("paid"), &json!("in_production")));
+        assert_eq!((&json["created_at"], &json["shipped_at"]), (&json!("2025-01-02T00:00:00Z"), &Value::Null));
+    }
+
+    #[test]
+    fn an_asset_does_not_show_where_it_is_stored() {
+        let asset = Asset {
+            id: AssetId::from_uuid(Uuid::nil()),
+            object_key: "cutouts/abc/mask.png".into(),
+            kind: AssetKind::Mask,
+            content_type: "image/png".into(),
+            byte_size: 7,
+            content_hash: None,
+            width: Some(10),
+            height: Some(20),
+            dpi: Some(300),
+            original_name: None,
+            job_id: Some(JobId::from_uuid(Uuid::nil())),
+        };
+        let json = serde_json::to_value(AssetView::from(&asset)).unwrap();
+        assert_eq!(
+            keys(&json),
+            [
+                "byte_size",
+                "content_hash",
+                "content_type",
+                "dpi",
+                "height",
+                "id",
+                "job_id",
+                "kind",
+                "original_name",
+                "width"
+            ]
+        );
+        assert_eq!(json["kind"], "mask");
+    }
+
+    #[test]
+    fn a_history_row_shows_its_kind_and_the_stored_state_names() {
+        let change = StatusChange {
+            transition: StatusTransition::Production {
+                from: Some(ProductionStatus::Printed),
+                to: ProductionStatus::Shipped,
+            },
+            changed_by: None,
+            notes: Some("UPS".into()),
+            at: at(0),
+        };
+        assert_eq!(
+            serde_json::to_value(StatusChangeView::from(&change)).unwrap(),
+            json!({
+                "kind": "production",
+                "old_status": "printed",
+                "new_status": "shipped",
+                "changed_by": null,
+                "notes": "UPS",
+                "at": "1970-01-01T00:00:00Z",
+            })
+        );
+    }
+}

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use db::jobs::{Asset, Job, Upload, UploadState};
 use db::migrate::{self, SchemaState};
+use db::orders::{StatusChange, StatusTransition};
 use db::testing::TestDb;
-use db::{Catalog, Database, DbConfig, PoolMode};
-use domain::{MethodName, Slug};
+use db::{Catalog, Database, DbConfig, FromRow, PoolMode, RowExt, StoreError};
+use domain::{AssetKind, MethodName, PaymentStatus, Slug};
 
 fn config(url: &str, extra: &[(&str, &str)]) -> DbConfig {
     let mut map: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -120,6 +122,98 @@ async fn catalog_reads_return_active_products_with_variants_and_methods() {
     assert!(!embroidery.allowed_for(tee.id));
     assert!(catalog.method(&MethodName::parse("laser").unwrap()).await.unwrap().is_none());
     assert_eq!(catalog.active_price_rules().await.unwrap().len(), 3);
+    db.drop_db().await;
+}
+
+fn corrupt_message(e: StoreError) -> String {
+    match e {
+        StoreError::Corrupt(message) => message,
+        other => panic!("expected corrupt data, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rows_are_read_by_column_name_whatever_the_order_of_the_columns() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "INSERT INTO assets (object_key, kind, content_type, byte_size) \
+             VALUES ('uploads/a/original.png', 'upload', 'image/png', 7) \
+             RETURNING job_id, byte_size, kind, original_name, dpi, height, width, content_hash, content_type, \
+               object_key, id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let asset = Asset::from_row(&row).unwrap();
+    assert_eq!((asset.kind, asset.byte_size), (AssetKind::Upload, 7));
+    assert_eq!((asset.object_key.as_str(), asset.content_type.as_str()), ("uploads/a/original.png", "image/png"));
+    assert_eq!((asset.width, asset.job_id), (None, None));
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_column_that_cannot_be_read_is_corrupt_data_naming_the_column_not_a_panic() {
+    let db = TestDb::empty().await;
+    let client = db.client().await;
+    let row =
+        client.query_one("SELECT 'finished' AS status, 42 AS attempts, NULL::text AS object_key", &[]).await.unwrap();
+    let missing = corrupt_message(row.column::<String>("logs").unwrap_err());
+    assert!(missing.starts_with("column logs: "), "{missing}");
+    let mistyped = corrupt_message(row.column::<String>("attempts").unwrap_err());
+    assert!(mistyped.starts_with("column attempts: "), "{mistyped}");
+    let null = corrupt_message(row.column::<String>("object_key").unwrap_err());
+    assert!(null.starts_with("column object_key: "), "{null}");
+    assert_eq!(row.column::<Option<String>>("object_key").unwrap(), None, "NULL is fine where a field is optional");
+    let unknown = corrupt_message(row.parsed::<domain::JobStatus>("status").unwrap_err());
+    assert_eq!(unknown, r#"column status: unknown job status "finished""#);
+    // A row type reports the first column it cannot read.
+    let job = corrupt_message(Job::from_row(&row).unwrap_err());
+    assert!(job.starts_with("column id: "), "{job}");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn stored_states_that_contradict_each_other_are_corrupt_data() {
+    let db = TestDb::empty().await;
+    let client = db.client().await;
+    let history = |kind: &'static str, old: &'static str, new: &'static str| {
+        let client = &client;
+        async move {
+            let sql = format!(
+                "SELECT '{kind}' AS kind, {old} AS old_status, '{new}' AS new_status, NULL::uuid AS changed_by, \
+                   NULL::text AS notes, now() AS created_at"
+            );
+            StatusChange::from_row(&client.query_one(&sql, &[]).await.unwrap())
+        }
+    };
+    let placed = history("payment", "NULL", "pending").await.unwrap();
+    assert_eq!(placed.transition, StatusTransition::Payment { from: None, to: PaymentStatus::Pending });
+    let paid = history("payment", "'pending'", "paid").await.unwrap();
+    assert_eq!(
+        paid.transition,
+        StatusTransition::Payment { from: Some(PaymentStatus::Pending), to: PaymentStatus::Paid }
+    );
+    let mixed = corrupt_message(history("production", "'pending'", "paid").await.unwrap_err());
+    assert_eq!(mixed, r#"column new_status: unknown production status "paid""#);
+
+    let upload = |status: &'static str, asset: &'static str| {
+        let client = &client;
+        async move {
+            let sql = format!(
+                "SELECT gen_random_uuid() AS id, 'uploads/u/original.png' AS object_key, 'image/png' AS content_type, \
+                   7::bigint AS byte_size, NULL::text AS original_name, now() AS expires_at, \
+                   '{status}' AS status, {asset}::uuid AS asset_id"
+            );
+            Upload::from_row(&client.query_one(&sql, &[]).await.unwrap())
+        }
+    };
+    assert_eq!(upload("pending", "NULL").await.unwrap().state, UploadState::Pending);
+    let asset = "'00000000-0000-4000-8000-000000000001'";
+    assert!(matches!(upload("completed", asset).await.unwrap().state, UploadState::Completed(_)));
+    let lost = corrupt_message(upload("completed", "NULL").await.unwrap_err());
+    assert_eq!(lost, "column asset_id: a completed upload has none");
     db.drop_db().await;
 }
 
