@@ -13,7 +13,12 @@
 #   make bench-edge the release edge: hit/miss throughput, miss overhead, Artillery hit ratio
 #   make bench-cutout  this engine vs rembg (onnxruntime) on the same photos and cores
 #   make model      fetch the cut-out model weights (checksummed) into models/
-#   make deploy     migrations, Lambda functions (cargo-lambda), edge (wrangler); checks first
+#   make deploy     the whole shop on AWS + Cloudflare: preflight, checks, arm64 build, migrate,
+#                   sam deploy per region (gradual rollout), the Worker, smoke test
+#                   DRY_RUN=1: no credentials, prints the plan; PLAN=1: change sets only
+#   make deploy-build  the arm64 Lambda zips and the model layer, smoke-run under qemu
+#   make smoke-arm64   run the built arm64 api under qemu against a local database
+#   make bench-cold-start  each function's Lambda cold start against a local Runtime API
 #   make clean-dev  stop the project-local Postgres cluster and delete .dev/
 
 SHELL := bash
@@ -30,6 +35,7 @@ FMT_CHECK := $(CARGO) fmt --all -- --check
 CLIPPY := $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: help dev test migrate seed fmt lint bench-api bench-edge bench-cutout model deploy clean-dev \
+        deploy-build smoke-arm64 bench-cold-start \
         check-cargo check-rustfmt check-clippy
 
 help:
@@ -75,31 +81,42 @@ lint: check-rustfmt check-clippy
 	$(FMT_CHECK)
 	$(CLIPPY)
 
-# make test (and exactly what .ci/run runs), in five steps:
+# make test (and exactly what .ci/run runs), in eight steps:
 #  1. services (scripts/services.sh): Postgres, TEST_DATABASE_URL = the ensured server with
 #     database `postgres` (tests create their own databases there); moto, the S3 + SQS
 #     stand-in on 127.0.0.1:5005, MOTO_ENDPOINT. Whatever this step started is stopped when
 #     the recipe ends, passing or failing (the trap); what was already running is left alone.
 #  2. the u2netp model (md5-checked) and the rembg virtualenv: the parity test runs rembg
 #     itself (CUTOUT_PARITY=1 makes a missing model or virtualenv a failure, not a skip)
-#  3. format check  4. clippy  5. unit + integration tests of the whole workspace
+#  3. format check  4. link rules  5. clippy
+#  6. the deploy's offline checks: cfn-lint, the SAM template expanded per region and linted
+#  7. unit + integration tests of the whole workspace (the deploy rules among them)
+#  8. `make deploy DRY_RUN=1` in an empty environment (no credentials): the plan it prints
 test: check-rustfmt check-clippy
-	@echo "==> 1/6 services: Postgres + moto"
+	@echo "==> 1/8 services: Postgres + moto"
 	services="$$(scripts/services.sh up)"
 	eval "$$services"
 	trap 'scripts/services.sh down' EXIT
-	echo "==> 2/6 cut-out model + rembg reference virtualenv"
+	echo "==> 2/8 cut-out model + rembg reference virtualenv"
 	scripts/fetch-model.sh
 	scripts/rembg-venv.sh
 	export CUTOUT_PARITY=1 MODELS_DIR="$$PWD/models"
-	echo "==> 3/6 $(FMT_CHECK)"
+	echo "==> 3/8 $(FMT_CHECK)"
 	$(FMT_CHECK)
-	echo "==> 4/6 scripts/check-links.sh: each binary links only what it uses"
+	echo "==> 4/8 scripts/check-links.sh: each binary links only what it uses"
 	scripts/check-links.sh
-	echo "==> 5/6 $(CLIPPY)"
+	echo "==> 5/8 $(CLIPPY)"
 	$(CLIPPY)
-	echo "==> 6/6 $(CARGO) test --workspace"
+	echo "==> 6/8 scripts/infra-check.sh: the deploy's template, linted and expanded offline"
+	scripts/infra-check.sh
+	echo "==> 7/8 $(CARGO) test --workspace"
 	$(CARGO) test --workspace
+	echo "==> 8/8 make deploy DRY_RUN=1 with no credentials in the environment"
+	env -i PATH="$$PATH" HOME="$$HOME" $${CARGO_HOME:+CARGO_HOME="$$CARGO_HOME"} \
+	  $${RUSTUP_HOME:+RUSTUP_HOME="$$RUSTUP_HOME"} $${CARGO_TARGET_DIR:+CARGO_TARGET_DIR="$$CARGO_TARGET_DIR"} \
+	  DEPLOY_PLAN="$$(scripts/lib.sh >/dev/null; source scripts/lib.sh && cargo_target_dir)/debug/deploy-plan" \
+	  make --no-print-directory deploy DRY_RUN=1 >"$$(mkdir -p target && echo target/deploy-dry-run.md)"
+	echo "    the plan: target/deploy-dry-run.md"
 	echo "==> make test: all green"
 
 # --- benchmarks, assets, deploy ------------------------------------------------------------
@@ -119,7 +136,17 @@ model:
 	scripts/fetch-model.sh
 
 deploy: check-cargo
-	scripts/deploy.sh
+	DRY_RUN="$(DRY_RUN)" PLAN="$(PLAN)" scripts/deploy.sh
+
+deploy-build: check-cargo
+	scripts/deploy.sh build
+
+smoke-arm64: check-cargo
+	test -f target/lambda/api/bootstrap.zip || scripts/deploy.sh build
+	scripts/smoke-arm64.sh
+
+bench-cold-start: check-cargo
+	scripts/bench-cold-start.sh
 
 clean-dev:
 	$(MOTO) stop

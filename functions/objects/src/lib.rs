@@ -127,6 +127,11 @@ pub trait ObjectStore: Send + Sync {
     /// A URL that reads the object until it expires.
     async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<PresignedRequest, ObjectError>;
 
+    /// Copies an object inside the store, type included, without passing its bytes through
+    /// this process (S3 `CopyObject`). A completed upload is copied out of `incoming/`, where
+    /// the bucket's lifecycle rule expires what is never completed.
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), ObjectError>;
+
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError>;
 }
 

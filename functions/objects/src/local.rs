@@ -522,6 +522,20 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), ObjectError> {
+        const DOING: &str = "copying an object";
+        let (tmp, src_data, src_meta) = (self.inner.tmp.clone(), self.data_path(from), self.meta_path(from));
+        let (dst_data, dst_meta, from) = (self.data_path(to), self.meta_path(to), from.clone());
+        Self::blocking(DOING, move || {
+            let bytes = std::fs::read(&src_data).map_err(|e| io_error(e, &from, DOING))?;
+            let sidecar = std::fs::read(&src_meta).map_err(|e| io_error(e, &from, DOING))?;
+            // As `put`: the sidecar first, so visible data always has its metadata.
+            write_atomic(&tmp, &dst_meta, &sidecar).map_err(|e| io_error(e, &from, DOING))?;
+            write_atomic(&tmp, &dst_data, &bytes).map_err(|e| io_error(e, &from, DOING))
+        })
+        .await
+    }
+
     async fn presign_put(
         &self,
         key: &ObjectKey,

@@ -21,6 +21,10 @@ use bytes::{Bytes, BytesMut};
 use crate::{ObjectError, ObjectKey, ObjectMeta, ObjectStore, PresignedRequest};
 use aws::{AwsConnection, Fault, classify, https_client};
 
+/// What CopyObject's `x-amz-copy-source` leaves unencoded: unreserved characters and `/`.
+const COPY_SOURCE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// SigV4 presigned URLs cannot outlive seven days.
 const MAX_PRESIGN: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -284,6 +288,22 @@ impl ObjectStore for S3Store {
             headers: client_headers(request.headers()),
             expires_at: SystemTime::now() + expires_in,
         })
+    }
+
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), ObjectError> {
+        const DOING: &str = "copying an object";
+        // `bucket/key`, URL-encoded except for the separators, as CopyObject expects.
+        let source = format!("{}/{}", self.bucket, from.as_str());
+        let source = percent_encoding::utf8_percent_encode(&source, COPY_SOURCE).to_string();
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to.as_str())
+            .copy_source(source)
+            .send()
+            .await
+            .map_err(|e| object_error(classify(&e), from, DOING))?;
+        Ok(())
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError> {

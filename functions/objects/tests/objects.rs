@@ -96,6 +96,35 @@ async fn s3_put_get_head_delete() {
     store.delete(&k).await.expect("deleting again is fine");
 }
 
+/// What a completed upload goes through: copied out of `incoming/` with its type, the
+/// original left for the lifecycle rule; a missing source is NotFound, not a retry.
+async fn copies_keep_bytes_and_type(store: &dyn ObjectStore) {
+    let (from, to) = (key("incoming/abc/original.png"), key("uploads/abc/original.png"));
+    let body = png_like(3000);
+    store.put(&from, body.clone(), "image/png").await.expect("put");
+    store.copy(&from, &to).await.expect("copy");
+    let meta = store.head(&to).await.expect("head").expect("the copy exists");
+    assert_eq!((meta.size, meta.content_type.as_deref()), (3000, Some("image/png")));
+    assert_eq!(store.get(&to, 3000).await.expect("get the copy"), body);
+    assert!(store.head(&from).await.expect("head").is_some(), "the source stays until the lifecycle rule");
+    let missing = key("incoming/none/original.png");
+    assert!(
+        matches!(store.copy(&missing, &key("uploads/none/original.png")).await, Err(ObjectError::NotFound(_))),
+        "copying a missing object"
+    );
+}
+
+#[tokio::test]
+async fn s3_copy_keeps_bytes_and_type() {
+    copies_keep_bytes_and_type(&s3_store().await).await;
+}
+
+#[tokio::test]
+async fn local_copy_keeps_bytes_and_type() {
+    let root = TempRoot::new();
+    copies_keep_bytes_and_type(&local_store(&root)).await;
+}
+
 #[tokio::test]
 async fn s3_get_refuses_objects_over_the_limit() {
     let store = s3_store().await;

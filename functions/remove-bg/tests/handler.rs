@@ -80,6 +80,9 @@ impl ObjectStore for FaultyStore {
     async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> Result<PresignedRequest, ObjectError> {
         self.inner.presign_get(key, expires_in).await
     }
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), ObjectError> {
+        self.inner.copy(from, to).await
+    }
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError> {
         self.inner.delete(key).await
     }

@@ -4,6 +4,7 @@
 //! them, from the environment (`RUNS`, `BENCH_DURATION`, ...).
 
 pub mod api;
+pub mod cold_start;
 pub mod cutout;
 pub mod edge;
 
@@ -20,6 +21,9 @@ pub enum Command {
     EdgePhases(edge::PhasesArgs),
     /// The cut-out engine against rembg on the same photos and cores (raw/cutout.json).
     Cutout(cutout::Args),
+    /// A function's Lambda cold start against a local Runtime API: process start to the
+    /// first poll (init) and to the first response.
+    ColdStart(cold_start::Args),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -28,5 +32,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::EdgeThroughput(args) => edge::throughput(args),
         Command::EdgePhases(args) => edge::phases(args),
         Command::Cutout(args) => cutout::run(args),
+        Command::ColdStart(args) => cold_start::run(args),
     }
 }

@@ -3,6 +3,7 @@
 //! table layouts are tested. The columns are the ones docs/BENCHMARKS.md has always quoted.
 
 pub mod api;
+pub mod cold_start;
 pub mod cutout;
 pub mod edge;
 
@@ -25,6 +26,11 @@ pub enum Command {
     Edge {
         #[arg(long, default_value_os_t = default_out_dir())]
         out_dir: PathBuf,
+    },
+    /// target/bench/cold-start.md from every raw/cold-start-*.json.
+    ColdStart {
+        #[arg(long, default_value_os_t = default_out_dir())]
+        out: PathBuf,
     },
     /// The cut-out comparison from raw/cutout.json, on stdout or into --out.
     Cutout {
@@ -72,6 +78,31 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             eprintln!();
             print!("{markdown}");
             say("bench-edge", format!("report written to {} (raw output in {}/)", shown(&path), shown(&out.raw_dir())));
+        }
+        Command::ColdStart { out } => {
+            let dir = OutDir::existing(&out);
+            let mut names: Vec<String> = std::fs::read_dir(dir.raw_dir())
+                .with_context(|| format!("reading {}", dir.raw_dir().display()))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("cold-start-") && n.ends_with(".json"))
+                .collect();
+            names.sort();
+            let results = names.iter().map(|n| dir.load_json(n)).collect::<anyhow::Result<Vec<_>>>()?;
+            let m = crate::machine::Machine::describe();
+            let machine = format!(
+                "Machine: {} cores, {}, git {}, {}, load average {}, {}.",
+                m.cores,
+                m.cpu.as_deref().unwrap_or("?"),
+                m.git_rev,
+                m.rustc,
+                crate::machine::load_average(),
+                crate::machine::UtcTime::now().iso8601()
+            );
+            let markdown = cold_start::render(&results, &machine);
+            let path = dir.file("cold-start.md");
+            write_report(&path, &markdown)?;
+            print!("{markdown}");
+            say("bench-cold-start", format!("report written to {}", shown(&path)));
         }
         Command::Cutout { out_dir, out } => {
             let markdown = cutout::render(&OutDir::existing(&out_dir).load_json("cutout.json")?)?;

@@ -65,8 +65,7 @@ pub async fn start(
     };
 
     let id = UploadId::from_uuid(Uuid::new_v4());
-    let key = ObjectKey::parse(&format!("uploads/{}/original.{}", id.as_uuid().simple(), format.extension()))
-        .map_err(|_| ApiError::internal())?;
+    let key = upload_key(INCOMING, id, format)?;
     let put = state.objects.presign_put(&key, format.mime(), size, UPLOAD_URL_TTL).await?;
     let expires_at = OffsetDateTime::now_utc() + UPLOAD_URL_TTL;
     state
@@ -132,13 +131,19 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
     let facts =
         inspect_image(&bytes, format).map_err(|e| ApiError::unprocessable("invalid_image", "file", e.to_string()))?;
     let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    // Keep the file: out of `incoming/` (expired by the bucket's lifecycle rule when never
+    // completed) into `uploads/`. Uploads started before keys had the prefix are kept in place.
+    let kept = upload_key(KEPT, id, format)?;
+    if kept != key {
+        state.objects.copy(&key, &kept).await?;
+    }
 
     let asset = state
         .media
         .complete_upload(
             id,
             &NewAsset {
-                object_key: key.as_str(),
+                object_key: kept.as_str(),
                 kind: AssetKind::Upload,
                 content_type: format.mime(),
                 byte_size: upload.byte_size,
@@ -154,6 +159,16 @@ pub async fn complete(State(state): State<AppState>, Path(raw_id): Path<String>)
     state.designs.inherit_upload_owner(id, asset.id).await?;
     tracing::info!(upload = %id, asset = %asset.id, bytes = upload.byte_size, "upload completed");
     Ok((StatusCode::CREATED, Json(json!({ "asset": AssetView::from(&asset) }))).into_response())
+}
+
+/// Where browsers PUT new uploads; the bucket expires what stays here (two days).
+const INCOMING: &str = "incoming";
+/// Where a completed upload is kept.
+const KEPT: &str = "uploads";
+
+fn upload_key(prefix: &str, id: UploadId, format: ImageFormat) -> Result<ObjectKey, ApiError> {
+    ObjectKey::parse(&format!("{prefix}/{}/original.{}", id.as_uuid().simple(), format.extension()))
+        .map_err(|_| ApiError::internal())
 }
 
 /// A display name for the file: trimmed, at most 255 characters, no control characters.

@@ -79,6 +79,7 @@ async fn an_upload_goes_straight_to_storage_and_is_checked_on_completion() {
     assert_eq!(upload["put"]["headers"]["content-type"], "image/png");
     assert_eq!(upload["put"]["headers"]["content-length"], png.len().to_string());
     let put_url = upload["put"]["url"].as_str().unwrap();
+    assert!(put_url.contains("/incoming/"), "the browser uploads into incoming/, which expires: {put_url}");
 
     // Completing before the bytes arrive is a conflict, not a crash.
     let early = app.http.post(app.url(upload["complete_url"].as_str().unwrap())).send().await.unwrap();
@@ -94,7 +95,7 @@ async fn an_upload_goes_straight_to_storage_and_is_checked_on_completion() {
     assert_eq!(wrong_length.status(), 403);
     let tampered = app
         .http
-        .put(put_url.replace("uploads/", "uploads/x"))
+        .put(put_url.replace("incoming/", "incoming/x"))
         .header("content-type", "image/png")
         .body(png.clone())
         .send()
@@ -110,6 +111,15 @@ async fn an_upload_goes_straight_to_storage_and_is_checked_on_completion() {
     assert_eq!((asset["width"].as_i64(), asset["height"].as_i64()), (Some(2), Some(1)));
     assert_eq!(asset["kind"], "upload");
     assert_eq!(asset["content_hash"].as_str().map(str::len), Some(64));
+    // The completed file is kept out of incoming/ (which the bucket expires), and the
+    // worker reads the kept copy.
+    let id = asset["id"].as_str().unwrap();
+    let kept: String = app.scalar(&format!("SELECT object_key FROM assets WHERE id = '{id}'")).await;
+    assert!(kept.starts_with("uploads/") && kept.ends_with("/original.png"), "{kept}");
+    let kept_url =
+        app.app_state.objects.presign_get(&objects::ObjectKey::parse(&kept).unwrap(), Duration::from_secs(60)).await;
+    let fetched = app.http.get(kept_url.unwrap().url).send().await.unwrap();
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), png.as_slice());
 
     // Completing again is idempotent: the same asset.
     let again = app.http.post(app.url(upload["complete_url"].as_str().unwrap())).send().await.unwrap();
