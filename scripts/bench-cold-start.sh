@@ -24,8 +24,8 @@ RUNS="${RUNS:-7}"
 OUT="$ROOT/target/bench"
 mkdir -p "$OUT/raw"
 
-say "cargo build --release -p stolentee-api -p stolentee-remove-bg -p stolentee-db -p xtask"
-cargo build --release -p stolentee-api -p stolentee-remove-bg -p stolentee-db -p xtask --bins
+say "cargo build --release -p stolentee-api -p stolentee-remove-bg -p stolentee-db -p stolentee-cutout-cli -p xtask"
+cargo build --release -p stolentee-api -p stolentee-remove-bg -p stolentee-db -p stolentee-cutout-cli -p xtask --bins
 BIN="$(cargo_target_dir)/release"
 
 pg_ensure

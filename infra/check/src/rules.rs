@@ -671,7 +671,14 @@ impl Checker<'_> {
                 return Some(TRIGGERS[1]);
             }
         }
-        if let Some((open, stat)) = stat_of("StolenTee", "DbConnectionsOpen") {
+        // The functions publish DbConnectionsOpen per pool; the budget is the primary's.
+        let on_primary = metrics.iter().any(|m| {
+            let dims = m.get("MetricStat").and_then(|s| s.get("Metric")).and_then(|x| x.get("Dimensions"));
+            matches!(dims, Some(Value::Sequence(d)) if d.iter().any(|d| {
+                d.get("Name").and_then(Value::as_str) == Some("Pool") && d.get("Value").and_then(Value::as_str) == Some("primary")
+            }))
+        });
+        if let Some((open, stat)) = stat_of("StolenTee", "DbConnectionsOpen").filter(|_| on_primary) {
             // "100 * open / (a + b)": the denominator must be this region's budget.
             let budget: usize = self
                 .t

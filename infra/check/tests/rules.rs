@@ -189,6 +189,10 @@ fn an_alarm_with_the_wrong_threshold_statistic_or_metric_does_not_count() {
     assert_fails(&f.report(), "alarm", "database connections");
 
     let mut f = Fixture::shipped();
+    f.set("DbConnectionsAlarm", "Metrics.0.MetricStat.Metric.Dimensions", yaml("[{Name: Stage, Value: !Ref Stage}]"));
+    assert_fails(&f.report(), "alarm", "database connections");
+
+    let mut f = Fixture::shipped();
     f.set("ApiErrorRateAlarm", "Threshold", Value::from(20));
     assert_fails(&f.report(), "alarm", "5xx rate");
 }
