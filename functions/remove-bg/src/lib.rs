@@ -16,6 +16,10 @@
 //!    failure, so SQS retries it; after `max_attempts` the job is `error` and the message,
 //!    failed once more, moves to the DLQ (the queue's `maxReceiveCount` equals
 //!    `max_attempts`). A panic while handling one message fails only that message.
+//! 4. Metrics (`METRICS=emf`, see `runtime::metrics`): a job that reaches `done` or `error`
+//!    writes `CutoutJobLatency` (since the job was created, on the database's clock) and
+//!    `CutoutProcessingTime` (this attempt); the first message of each minute also writes
+//!    the pool gauges.
 //!
 //! Never, unlike the old system, is the original returned as if it were a cut-out.
 
