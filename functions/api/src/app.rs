@@ -2,19 +2,20 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use db::accounts::Accounts;
 use db::admin::CatalogAdmin;
 use db::designs::Designs;
 use db::jobs::Media;
-use db::migrate::SchemaState;
 use db::orders::Orders;
 use db::{Catalog, Database};
 use objects::{LocalStore, ObjectStore};
 use queue::{JobQueue, MemoryQueue, MemoryReceiver, QueueConfig, SqsQueue};
+use runtime::Metrics;
+use runtime::metrics::Service;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::AuthConfig;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     /// Where admin catalog writes purge the edge, when configured.
     pub edge_purge: Option<EdgePurge>,
+    /// CloudWatch EMF lines (`METRICS`): the pool gauges, once a minute.
+    pub metrics: Metrics,
 }
 
 /// The whole HTTP surface. `local_objects` mounts the local object store's signed-URL
@@ -80,11 +83,25 @@ pub fn router(state: AppState, config: &ApiConfig, local_objects: Option<Arc<Loc
     if !config.in_lambda && state.payments.local().is_some() {
         routes = routes.route("/api/dev/payments/{intent_id}/{action}", post(dev_payments::act));
     }
+    let pools = (state.metrics.clone(), state.db.clone());
     let mut routes = routes.with_state(state);
     if let Some(store) = local_objects {
         routes = routes.merge(local_objects::routes(store));
     }
-    with_layers(routes, config)
+    with_layers(routes, config).layer(axum::middleware::from_fn_with_state(pools, report_pools))
+}
+
+/// After a request, this instance's pool gauges, if it has not reported them yet this
+/// minute (see `runtime::metrics`). Outermost, so every request counts, whatever its route
+/// or outcome.
+async fn report_pools(
+    State((metrics, db)): State<(Metrics, Database)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    metrics.pool_gauges(|| db.gauges());
+    response
 }
 
 /// The cross-cutting behaviour every route gets: JSON 404/405, body limit, panic capture,
@@ -111,12 +128,19 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the pools (lazily), checks the schema and builds the router.
+    /// Opens the pools (lazily), checks the schema and builds the router; metrics go to
+    /// stdout as `METRICS` says.
     ///
     /// The API refuses to start on a database whose migrations are behind this build or
-    /// were edited after being applied. A database that cannot be reached at all does not
-    /// stop start-up: requests get 503s and readiness says why, until it comes back.
+    /// were edited after being applied, and starts on one a newer build migrated (deploys
+    /// migrate first, then shift traffic). A database that cannot be reached at all does
+    /// not stop start-up: requests get 503s and readiness says why, until it comes back.
     pub async fn build(config: &ApiConfig) -> anyhow::Result<Self> {
+        Self::build_with_metrics(config, Metrics::new(&config.metrics, Service::Api)).await
+    }
+
+    /// [`App::build`] with the metrics given (tests capture them).
+    pub async fn build_with_metrics(config: &ApiConfig, metrics: Metrics) -> anyhow::Result<Self> {
         let instance_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         tracing::info!(
             instance = %instance_id,
@@ -127,12 +151,14 @@ impl App {
             catalog_ttl_secs = config.catalog_ttl.as_secs(),
             request_timeout_ms = config.request_timeout.as_millis() as u64,
             max_body_bytes = config.max_body_bytes,
+            metrics = %config.metrics,
             "starting api"
         );
         tracing::info!(plan = %config.db.plan, mode = ?config.db.pool_mode, "database connection budget");
 
         let db = Database::new(&config.db).context("building the database pools")?;
-        check_schema(&db).await?;
+        db::migrate::check_at_start(&db).await?;
+        metrics.pool_gauges(|| db.gauges());
         let opened = config.objects.open().context("opening the object store")?;
         let local_objects = opened.local().cloned();
         let (queue, memory_queue): (Arc<dyn JobQueue>, _) = match &config.queue {
@@ -161,30 +187,9 @@ impl App {
             objects: opened.store(),
             queue,
             instance_id,
+            metrics,
         };
         let router = router(state.clone(), config, local_objects.clone());
         Ok(Self { state, router, local_objects, memory_queue })
-    }
-}
-
-async fn check_schema(db: &Database) -> anyhow::Result<()> {
-    let conn = match db.primary.conn().await {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::warn!(error = %e, "database unreachable at start-up; schema not checked, serving 503s until it answers");
-            return Ok(());
-        }
-    };
-    match conn.schema_state().await.context("reading the migration history")? {
-        SchemaState::UpToDate { version } => {
-            tracing::info!(version, "schema is up to date");
-            Ok(())
-        }
-        SchemaState::Behind { pending } => {
-            bail!(
-                "the database is missing migrations {pending:?}: run `make migrate` (or the deploy's migrate step) first"
-            )
-        }
-        SchemaState::Diverged { detail } => bail!("refusing to start: {detail}"),
     }
 }

@@ -39,6 +39,8 @@ pub struct ApiConfig {
     pub payments: payments::PaymentsConfig,
     /// `EDGE_PURGE_URL` + `EDGE_PURGE_SECRET`: where admin catalog writes purge the edge cache.
     pub edge_purge: Option<EdgePurgeConfig>,
+    /// `METRICS` and `STAGE`: CloudWatch EMF lines (see `runtime::metrics`).
+    pub metrics: runtime::MetricsConfig,
 }
 
 /// The edge's authenticated purge endpoint: `EDGE_PURGE_URL` is its full URL
@@ -121,6 +123,7 @@ impl ApiConfig {
             auth: AuthConfig::from_env(env)?,
             payments: payments::PaymentsConfig::from_env(env)?,
             edge_purge,
+            metrics: runtime::MetricsConfig::from_env(env)?,
             catalog_ttl: Duration::from_secs(s.catalog_cache_ttl_secs),
             request_timeout: Duration::from_millis(at_least("REQUEST_TIMEOUT_MS", s.request_timeout_ms, 100)?),
             max_body_bytes: at_least("MAX_BODY_BYTES", s.max_body_bytes, 1024)? as usize,

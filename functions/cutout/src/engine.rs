@@ -13,7 +13,7 @@ use crate::decode::decode_image;
 use crate::encode::{encode_mask_png, encode_rgba_png, PngCompression};
 use crate::error::{CutoutError, ModelError};
 use crate::limits::DecodeLimits;
-use crate::model::{ModelSpec, Preprocess};
+use crate::model::{ModelDigest, ModelSpec, Preprocess};
 use crate::postprocess::post_process_mask;
 use crate::resample::resize_lanczos;
 use crate::settings::EngineSettings;
@@ -101,6 +101,8 @@ pub struct Engine {
     out_hw: (usize, usize),
     threads: usize,
     load_time: Duration,
+    /// The digest the file was checked against before loading, and how long hashing took.
+    verified: Option<(ModelDigest, Duration)>,
 }
 
 fn tract_err(name: &str, e: impl std::fmt::Display) -> ModelError {
@@ -125,11 +127,23 @@ impl Engine {
         Engine::load_with(spec, EngineOptions::default())
     }
 
-    /// Loads the model `settings` name, run as they say (see [`EngineSettings`]).
+    /// Loads the model `settings` name, run as they say (see [`EngineSettings`]), after
+    /// checking the file's SHA-256 when a digest is expected
+    /// ([`EngineSettings::expected_digest`]): a mismatch is [`ModelError::ChecksumMismatch`].
     pub fn from_settings(settings: &EngineSettings) -> Result<Engine, ModelError> {
         let spec = settings.model_spec()?;
         let path = spec.resolve_in(&settings.search_dirs())?;
-        Engine::load_file(&path, spec.known_name().map(|n| n.preprocess()), settings.options())
+        let checked = match settings.expected_digest(&spec) {
+            Some((digest, from)) => {
+                let started = Instant::now();
+                digest.verify_file(&path, &from)?;
+                Some((digest, started.elapsed()))
+            }
+            None => None,
+        };
+        let mut engine = Engine::load_file(&path, spec.known_name().map(|n| n.preprocess()), settings.options())?;
+        engine.verified = checked;
+        Ok(engine)
     }
 
     /// Resolves `spec` to a file and loads it.
@@ -198,6 +212,7 @@ impl Engine {
             out_hw,
             threads: options.threads.max(1),
             load_time: started.elapsed(),
+            verified: None,
         })
     }
 
@@ -221,9 +236,15 @@ impl Engine {
         self.threads
     }
 
-    /// How long loading and optimising took (the cold-start cost).
+    /// How long loading and optimising took (the cold-start cost, besides hashing).
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+
+    /// The SHA-256 the model file was verified against before loading, and how long
+    /// hashing it took; `None` when no digest was expected.
+    pub fn verified_sha256(&self) -> Option<(ModelDigest, Duration)> {
+        self.verified
     }
 
     /// Steps 3–4 of the pipeline: Pillow-LANCZOS resize to the model's square input, divide

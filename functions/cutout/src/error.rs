@@ -85,6 +85,21 @@ pub enum ModelError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The model file is not the one expected: corrupt, truncated, or another model.
+    #[error(
+        "model file {path} has SHA-256 {found}, but {expected_from} expects {expected}: the file is corrupt, \
+         truncated or another model (set MODEL_SHA256 to the digest of the file you mean to run)"
+    )]
+    ChecksumMismatch {
+        /// The model file.
+        path: PathBuf,
+        /// The digest it should have.
+        expected: crate::model::ModelDigest,
+        /// Who expects it: `MODEL_SHA256`, or the built-in digest of a named model.
+        expected_from: String,
+        /// The digest it has.
+        found: crate::model::ModelDigest,
+    },
     /// tract refused the model (parse, typing or optimisation failure).
     #[error("loading model {name}: {detail}")]
     Tract {

@@ -60,6 +60,11 @@
 //! `MODEL_PATH` overrides everything. `scripts/fetch-model.sh` downloads `u2netp.onnx` with
 //! an md5 check. Weights are never committed.
 //!
+//! [`Engine::from_settings`] checks the file's SHA-256 before loading it: against
+//! `MODEL_SHA256` when set, otherwise against the built-in digest of a named model whose
+//! file is known ([`ModelName::sha256`]; u2netp), so a corrupt or wrong file in a deployment
+//! stops start-up with both digests named.
+//!
 //! Loading ([`Engine::load`]) fixes the input shape, keeps output 0 only and optimises the
 //! graph once; the resulting plan is immutable, `Send + Sync`, and shared by every call.
 //!
@@ -103,7 +108,7 @@ pub use encode::{dpi_to_ppm, encode_mask_png, encode_rgba_png, PngCompression, P
 pub use engine::{Cutout, CutoutOptions, Engine, EngineOptions};
 pub use error::{CutoutError, ImageError, ModelError};
 pub use limits::{DecodeLimits, InputFormat, InputFormats};
-pub use model::{default_search_dirs, ModelName, ModelSpec, Preprocess};
+pub use model::{default_search_dirs, InvalidDigest, ModelDigest, ModelName, ModelSpec, Preprocess};
 pub use postprocess::post_process_mask;
 pub use resample::resize_lanczos;
 pub use settings::EngineSettings;

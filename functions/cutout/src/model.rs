@@ -54,6 +54,20 @@ impl ModelName {
         }
     }
 
+    /// SHA-256 of rembg's published file, for the models whose file this project has
+    /// verified (its md5 is rembg's own, checked by `scripts/fetch-model.sh`). The engine
+    /// refuses a file of that name with another digest unless `MODEL_SHA256` names it.
+    pub fn sha256(self) -> Option<ModelDigest> {
+        match self {
+            ModelName::U2netp => {
+                Some(ModelDigest(hex32(b"309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8")))
+            }
+            // Not verified here (the files are not fetched by this project): no digest rather
+            // than an unchecked one.
+            ModelName::U2net | ModelName::Silueta | ModelName::IsnetGeneralUse => None,
+        }
+    }
+
     /// Input geometry and normalisation, as in rembg's session classes.
     pub fn preprocess(self) -> Preprocess {
         match self {
@@ -73,6 +87,122 @@ impl FromStr for ModelName {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ModelName::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| ModelError::UnknownName(s.to_string()))
+    }
+}
+
+/// A model file's SHA-256: what start-up compares the file with before loading it, so a
+/// truncated upload or the wrong file in a deployment package stops the function at once
+/// instead of producing bad cut-outs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModelDigest([u8; 32]);
+
+/// A text that is not a SHA-256 in hexadecimal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a SHA-256 as 64 hexadecimal digits")]
+pub struct InvalidDigest;
+
+const fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// 64 hex digits as bytes; for the built-in digests, which are written correctly (a test
+/// parses each one back).
+const fn hex32(text: &[u8; 64]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        let (hi, lo) = match (hex_value(text[2 * i]), hex_value(text[2 * i + 1])) {
+            (Some(hi), Some(lo)) => (hi, lo),
+            _ => (0, 0),
+        };
+        out[i] = (hi << 4) | lo;
+        i += 1;
+    }
+    out
+}
+
+impl ModelDigest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> ModelDigest {
+        use sha2::Digest;
+        ModelDigest(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// The digest of the file at `path`, read in 1 MiB blocks.
+    pub fn of_file(path: &Path) -> Result<ModelDigest, ModelError> {
+        use sha2::Digest;
+        use std::io::Read;
+        let io = |source| ModelError::Io { path: path.to_path_buf(), source };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut block = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut block).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&block[..n]);
+        }
+        Ok(ModelDigest(hasher.finalize().into()))
+    }
+
+    /// Checks that the file at `path` has this digest; `expected_from` says who expects it
+    /// (`MODEL_SHA256`, or the built-in digest of a named model), for the error.
+    pub fn verify_file(&self, path: &Path, expected_from: &str) -> Result<(), ModelError> {
+        let found = ModelDigest::of_file(path)?;
+        if found != *self {
+            return Err(ModelError::ChecksumMismatch {
+                path: path.to_path_buf(),
+                expected: *self,
+                expected_from: expected_from.to_owned(),
+                found,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ModelDigest {
+    type Err = InvalidDigest;
+    /// 64 hexadecimal digits, either case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return Err(InvalidDigest);
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            match (hex_value(pair[0]), hex_value(pair[1])) {
+                (Some(hi), Some(lo)) => out[i] = (hi << 4) | lo,
+                _ => return Err(InvalidDigest),
+            }
+        }
+        Ok(ModelDigest(out))
+    }
+}
+
+impl fmt::Display for ModelDigest {
+    /// Lower-case hex, as `sha256sum` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for ModelDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ModelDigest({self})")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ModelDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -208,6 +338,41 @@ mod tests {
         let spec = ModelSpec::Path("/tmp/isnet-general-use.onnx".into());
         assert_eq!(spec.known_name(), Some(ModelName::IsnetGeneralUse));
         assert_eq!(spec.known_name().unwrap().preprocess(), Preprocess::ISNET);
+    }
+
+    #[test]
+    fn digests_parse_from_hex_in_either_case_and_print_lower_case() {
+        let text = "00ff".repeat(16);
+        let digest: ModelDigest = text.to_uppercase().parse().unwrap();
+        assert_eq!(digest.to_string(), text);
+        for bad in ["", "00ff", &"0".repeat(63), &"0".repeat(65), &"g".repeat(64), &format!("{}é", "0".repeat(62))] {
+            assert_eq!(bad.parse::<ModelDigest>(), Err(InvalidDigest), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn built_in_digests_are_well_formed_and_only_for_verified_files() {
+        let u2netp = ModelName::U2netp.sha256().expect("u2netp's digest is known");
+        // The const parser has no error path; parsing the printed form back proves the
+        // literal was 64 valid hex digits (an invalid one would have become zeros).
+        assert_eq!(u2netp.to_string().parse::<ModelDigest>(), Ok(u2netp));
+        assert_ne!(u2netp.0, [0; 32]);
+        assert!(ModelName::ALL.iter().filter(|m| m.sha256().is_some()).count() == 1, "only u2netp is verified here");
+    }
+
+    #[test]
+    fn a_file_is_verified_against_its_digest() {
+        let dir = std::env::temp_dir().join(format!("cutout-digest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.onnx");
+        std::fs::write(&path, b"model bytes").unwrap();
+        let right = ModelDigest::of(b"model bytes");
+        assert_eq!(ModelDigest::of_file(&path).unwrap(), right);
+        right.verify_file(&path, "MODEL_SHA256").unwrap();
+        let wrong = ModelDigest::of(b"other bytes");
+        let err = wrong.verify_file(&path, "MODEL_SHA256").unwrap_err().to_string();
+        assert!(err.contains(&wrong.to_string()) && err.contains(&right.to_string()), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

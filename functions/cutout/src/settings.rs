@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::engine::EngineOptions;
 use crate::error::ModelError;
-use crate::model::{default_search_dirs, ModelSpec};
+use crate::model::{default_search_dirs, ModelDigest, ModelSpec};
 
 /// Which model to load, where to look for it, and how to run it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -29,6 +29,9 @@ pub struct EngineSettings {
     pub cutout_threads: Option<NonZeroUsize>,
     /// `false` turns off the Resize → matmul graph rewrite (same masks, slower).
     pub cutout_resize_matmul: Option<bool>,
+    /// The model file's SHA-256 (hex); default: the built-in digest of a named model when
+    /// the engine knows one, else no check.
+    pub model_sha256: Option<ModelDigest>,
 }
 
 impl EngineSettings {
@@ -38,6 +41,16 @@ impl EngineSettings {
             (Some(path), _) => Ok(ModelSpec::Path(path.clone())),
             (None, Some(name)) => name.parse(),
             (None, None) => Ok(ModelSpec::default()),
+        }
+    }
+
+    /// The digest the model file must have and who asks for it: `MODEL_SHA256`, else the
+    /// built-in digest of the named model `spec` refers to (by name or file stem), if known.
+    pub fn expected_digest(&self, spec: &ModelSpec) -> Option<(ModelDigest, String)> {
+        match (self.model_sha256, spec.known_name()) {
+            (Some(digest), _) => Some((digest, "MODEL_SHA256".to_owned())),
+            (None, Some(name)) => name.sha256().map(|d| (d, format!("the built-in digest of {name}"))),
+            (None, None) => None,
         }
     }
 
@@ -81,6 +94,21 @@ mod tests {
         assert_eq!(EngineSettings::default().model_spec().unwrap(), ModelSpec::default());
         let s = EngineSettings { cutout_model: Some("no-such-model".into()), ..Default::default() };
         assert!(s.model_spec().is_err());
+    }
+
+    #[test]
+    fn the_expected_digest_is_model_sha256_else_a_known_models_own() {
+        let u2netp = ModelName::U2netp.sha256().unwrap();
+        let plain = EngineSettings::default();
+        assert_eq!(plain.expected_digest(&ModelSpec::Named(ModelName::U2netp)).map(|e| e.0), Some(u2netp));
+        let by_stem = ModelSpec::Path("/var/task/models/u2netp.onnx".into());
+        assert_eq!(plain.expected_digest(&by_stem).map(|e| e.0), Some(u2netp), "a path named like u2netp is u2netp");
+        assert_eq!(plain.expected_digest(&ModelSpec::Path("/m/custom.onnx".into())), None);
+        assert_eq!(plain.expected_digest(&ModelSpec::Named(ModelName::U2net)), None, "no digest we have not verified");
+
+        let pinned = ModelDigest::of(b"a custom export");
+        let s = EngineSettings { model_sha256: Some(pinned), ..Default::default() };
+        assert_eq!(s.expected_digest(&by_stem), Some((pinned, "MODEL_SHA256".to_owned())), "MODEL_SHA256 wins");
     }
 
     #[test]

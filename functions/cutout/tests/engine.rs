@@ -8,7 +8,7 @@ use std::io::{Cursor, Write};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use cutout::{CutoutOptions, Engine, EngineOptions, ImageError, ModelName, ModelSpec};
+use cutout::{CutoutOptions, Engine, EngineOptions, EngineSettings, ImageError, ModelError, ModelName, ModelSpec};
 use image::{DynamicImage, ImageFormat, RgbImage};
 
 fn model_path() -> Option<PathBuf> {
@@ -159,4 +159,52 @@ fn pngs_are_written_at_300_dpi() {
         let dims = reader.info().pixel_dims.expect("pHYs present");
         assert_eq!((dims.xppu, dims.unit), (11811, png::Unit::Meter));
     }
+}
+
+/// A copy of the model in its own directory, under the same file name.
+fn model_copy(change_one_byte: bool) -> Option<(PathBuf, PathBuf)> {
+    let original = model_path()?;
+    let dir = std::env::temp_dir().join(format!("cutout-model-copy-{}-{change_one_byte}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("u2netp.onnx");
+    let mut bytes = std::fs::read(&original).unwrap();
+    if change_one_byte {
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+    }
+    std::fs::write(&copy, bytes).unwrap();
+    Some((dir, copy))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_u2netp_file_is_checked_against_its_known_sha256_and_loads() {
+    let Some((dir, copy)) = model_copy(false) else { return };
+    let settings = EngineSettings { model_path: Some(copy.clone()), ..Default::default() };
+    let engine = Engine::from_settings(&settings).expect("the published u2netp loads");
+    let (digest, _) = engine.verified_sha256().expect("a file named u2netp is checked without MODEL_SHA256");
+    assert_eq!(digest.to_string(), sha256_hex(&std::fs::read(&copy).unwrap()));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_model_file_with_one_byte_changed_is_refused_naming_both_digests() {
+    let Some((dir, copy)) = model_copy(true) else { return };
+    let settings = EngineSettings { model_path: Some(copy.clone()), ..Default::default() };
+    let err = Engine::from_settings(&settings).expect_err("a changed file must not load");
+    let expected = ModelName::U2netp.sha256().unwrap().to_string();
+    let found = sha256_hex(&std::fs::read(&copy).unwrap());
+    assert!(matches!(&err, ModelError::ChecksumMismatch { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&expected) && message.contains(&found), "{message}");
+    assert!(message.contains(&copy.display().to_string()), "{message}");
+
+    // Pinned to its own digest with MODEL_SHA256, the same file is accepted (a custom export).
+    let pinned = EngineSettings { model_sha256: Some(found.parse().unwrap()), ..settings };
+    assert_eq!(Engine::from_settings(&pinned).unwrap().verified_sha256().unwrap().0.to_string(), found);
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -179,6 +179,11 @@ impl Media {
         Self { db }
     }
 
+    /// The pools behind this store (for their gauges).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     pub async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
         conn.query(
@@ -416,17 +421,18 @@ impl Media {
         Ok(job)
     }
 
-    /// Marks a job failed for good, with a message for the customer.
-    pub async fn fail_job(&self, job_id: JobId, message: &str) -> Result<(), StoreError> {
+    /// Marks a job failed for good, with a message for the customer. Returns the failed job,
+    /// or `None` when it was not queued or running (nothing changed).
+    pub async fn fail_job(&self, job_id: JobId, message: &str) -> Result<Option<Job>, StoreError> {
         let conn = self.db.primary.conn().await?;
-        conn.query(
-            "failing a job",
+        let sql = format!(
             "UPDATE jobs SET status = $3, error_message = $2, logs = 'error', completed_at = now() \
-             WHERE id = $1 AND status IN ('queued', 'running')",
-            &[(&job_id.as_uuid(), Type::UUID), (&message, Type::TEXT), (&JobStatus::Error.as_str(), Type::TEXT)],
-        )
-        .await
-        .map(drop)
+             WHERE id = $1 AND status IN ('queued', 'running') RETURNING {JOB_COLUMNS}"
+        );
+        let params: [Param<'_>; 3] =
+            [(&job_id.as_uuid(), Type::UUID), (&message, Type::TEXT), (&JobStatus::Error.as_str(), Type::TEXT)];
+        let rows = conn.query("failing a job", &sql, &params).await?;
+        row::first(&rows)
     }
 
     /// Puts a running job back in the queue after a transient fault (the message is retried).

@@ -126,6 +126,29 @@ impl Database {
     pub fn has_replica(&self) -> bool {
         self.replica
     }
+
+    /// Each pool's occupancy for the CloudWatch gauges: the primary, and the replica's pool
+    /// when there is one (without one, reads share the primary's pool, counted once).
+    pub fn gauges(&self) -> Vec<runtime::metrics::PoolGauges> {
+        use runtime::metrics::PoolRole;
+        let mut gauges = vec![self.primary.stats().gauges(PoolRole::Primary)];
+        if self.replica {
+            gauges.push(self.read.stats().gauges(PoolRole::Replica));
+        }
+        gauges
+    }
+}
+
+impl PoolStats {
+    /// Open = idle + in use; in use = checked out; waiting = callers queued for a slot.
+    pub fn gauges(&self, pool: runtime::metrics::PoolRole) -> runtime::metrics::PoolGauges {
+        runtime::metrics::PoolGauges {
+            pool,
+            open: self.open as u64,
+            in_use: self.open.saturating_sub(self.idle) as u64,
+            waiting: self.waiting as u64,
+        }
+    }
 }
 
 impl Db {

@@ -82,6 +82,34 @@ impl TestDb {
         db
     }
 
+    /// A database an older build migrated: this build's migrations up to `version` only.
+    pub async fn migrated_to(version: i32) -> Self {
+        let db = Self::empty().await;
+        let older: Vec<refinery::Migration> =
+            migrate::embedded().into_iter().filter(|m| m.version() <= version).collect();
+        refinery::Runner::new(&older)
+            .run_async(&mut db.client().await)
+            .await
+            .unwrap_or_else(|e| panic!("migrating the test database to V{version}: {e}"));
+        db
+    }
+
+    /// A database a newer build migrated: this build's migrations, then `newer`
+    /// (`("V<n>__name", sql)`), applied and recorded by refinery exactly as that build's
+    /// `migrate` would.
+    pub async fn migrated_by_newer_build(newer: &[(&str, &str)]) -> Self {
+        let db = Self::empty().await;
+        let mut all = migrate::embedded();
+        for (name, sql) in newer {
+            all.push(refinery::Migration::unapplied(name, sql).unwrap_or_else(|e| panic!("migration {name}: {e}")));
+        }
+        refinery::Runner::new(&all)
+            .run_async(&mut db.client().await)
+            .await
+            .unwrap_or_else(|e| panic!("migrating the test database as a newer build: {e}"));
+        db
+    }
+
     /// A migrated database with the seed catalog.
     pub async fn seeded() -> Self {
         let db = Self::migrated().await;

@@ -43,6 +43,100 @@ async fn a_migration_edited_after_it_was_applied_is_refused() {
     db.drop_db().await;
 }
 
+/// A migration only a newer build has: the next version after this build's newest.
+fn future_migration() -> (String, &'static str) {
+    (format!("V{}__future", migrate::newest_version() + 1), "CREATE TABLE future_things (id BIGINT PRIMARY KEY)")
+}
+
+#[tokio::test]
+async fn a_database_a_newer_build_migrated_is_ahead_and_this_build_may_serve_on_it() {
+    let (name, sql) = future_migration();
+    let db = TestDb::migrated_by_newer_build(&[(&name, sql)]).await;
+    let mut client = db.client().await;
+    let state = migrate::schema_state(&mut client).await.unwrap();
+    assert_eq!(state, SchemaState::Ahead { version: migrate::newest_version(), unknown: vec![name.clone()] });
+    assert!(state.allows_serving());
+
+    // This build's `migrate` (a rollback deploy runs it) has nothing to do and changes nothing.
+    assert_eq!(migrate::migrate(&mut client).await.unwrap(), Vec::<String>::new());
+    let recorded: i64 = client.query_one("SELECT count(*) FROM refinery_schema_history", &[]).await.unwrap().get(0);
+    assert_eq!(recorded, i64::from(migrate::newest_version()) + 1);
+
+    let pools = Database::new(&config(&db.url, &[])).unwrap();
+    assert_eq!(migrate::check_at_start(&pools).await.unwrap(), Some(state), "start-up goes on");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_database_missing_this_builds_latest_migration_is_behind_and_refused() {
+    let newest = migrate::newest_version();
+    let db = TestDb::migrated_to(newest - 1).await;
+    let state = migrate::schema_state(&mut db.client().await).await.unwrap();
+    assert!(
+        matches!(&state, SchemaState::Behind { pending } if pending.len() == 1 && pending[0].starts_with(&format!("V{newest}__"))),
+        "{state:?}"
+    );
+    assert!(!state.allows_serving());
+    let pools = Database::new(&config(&db.url, &[])).unwrap();
+    let refusal = migrate::check_at_start(&pools).await.unwrap_err();
+    assert!(matches!(refusal, migrate::SchemaRefusal::Behind { .. }), "{refusal}");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn ahead_and_behind_at_once_is_behind() {
+    // A newer build's migration recorded, but this build's latest missing: not "ahead".
+    let (name, sql) = future_migration();
+    let db = TestDb::migrated_by_newer_build(&[(&name, sql)]).await;
+    let mut client = db.client().await;
+    let newest = migrate::newest_version();
+    client.execute("DELETE FROM refinery_schema_history WHERE version = $1", &[&newest]).await.unwrap();
+    let state = migrate::schema_state(&mut client).await.unwrap();
+    assert!(matches!(&state, SchemaState::Behind { .. }), "{state:?}");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn an_unknown_migration_older_than_this_builds_newest_is_divergence_not_progress() {
+    let db = TestDb::migrated().await;
+    let mut client = db.client().await;
+    // What another branch's migration, numbered below ours, looks like in the history.
+    client
+        .batch_execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+             SELECT 0, 'elsewhere', applied_on, '42' FROM refinery_schema_history WHERE version = 1",
+        )
+        .await
+        .unwrap();
+    let state = migrate::schema_state(&mut client).await.unwrap();
+    assert!(matches!(&state, SchemaState::Diverged { detail } if detail.contains("V0__elsewhere")), "{state:?}");
+    assert!(!state.allows_serving());
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn an_edited_migration_is_refused_even_when_the_database_is_ahead() {
+    let (name, sql) = future_migration();
+    let db = TestDb::migrated_by_newer_build(&[(&name, sql)]).await;
+    db.client()
+        .await
+        .batch_execute("UPDATE refinery_schema_history SET checksum = '1' WHERE version = 1")
+        .await
+        .unwrap();
+    let state = migrate::schema_state(&mut db.client().await).await.unwrap();
+    assert!(matches!(&state, SchemaState::Diverged { detail } if detail.contains("edited")), "{state:?}");
+    let pools = Database::new(&config(&db.url, &[])).unwrap();
+    let refusal = migrate::check_at_start(&pools).await.unwrap_err();
+    assert!(matches!(refusal, migrate::SchemaRefusal::Diverged { .. }), "{refusal}");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_not_checked_and_start_up_goes_on() {
+    let pools = Database::new(&config("postgres://postgres@127.0.0.1:1/nothing", &[])).unwrap();
+    assert_eq!(migrate::check_at_start(&pools).await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn a_failed_migration_leaves_nothing_behind() {
     let db = TestDb::empty().await;

@@ -21,7 +21,8 @@ async fn main() -> anyhow::Result<()> {
     let Some(receiver) = app.memory_queue.take() else {
         bail!("stolentee-dev runs the worker on the in-process queue: unset QUEUE or set QUEUE=memory");
     };
-    let worker = Arc::new(remove_bg::Worker::build(&worker_config).context("building the worker (run `make model`)")?);
+    let worker =
+        Arc::new(remove_bg::Worker::build(&worker_config).await.context("building the worker (run `make model`)")?);
     tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_secs(2)));
     api::serve(app, &api_config).await
 }

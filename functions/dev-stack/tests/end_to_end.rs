@@ -41,8 +41,9 @@ async fn a_photo_uploaded_through_the_api_comes_back_as_a_cut_out() {
     let worker_config = remove_bg::WorkerConfig::from_env(&env).unwrap();
     let mut app = api::App::build(&config).await.unwrap();
     let receiver = app.memory_queue.take().expect("the in-process queue");
-    let worker =
-        std::sync::Arc::new(remove_bg::Worker::build(&worker_config).expect("the u2netp model: run `make model`"));
+    let worker = std::sync::Arc::new(
+        remove_bg::Worker::build(&worker_config).await.expect("the u2netp model: run `make model`"),
+    );
     tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_millis(200)));
     tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
 

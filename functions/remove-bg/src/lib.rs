@@ -16,6 +16,10 @@
 //!    failure, so SQS retries it; after `max_attempts` the job is `error` and the message,
 //!    failed once more, moves to the DLQ (the queue's `maxReceiveCount` equals
 //!    `max_attempts`). A panic while handling one message fails only that message.
+//! 4. Metrics (`METRICS=emf`, see `runtime::metrics`): a job that reaches `done` or `error`
+//!    writes `CutoutJobLatency` (since the job was created, on the database's clock) and
+//!    `CutoutProcessingTime` (this attempt); the first message of each minute also writes
+//!    the pool gauges.
 //!
 //! Never, unlike the old system, is the original returned as if it were a cut-out.
 
@@ -30,6 +34,8 @@ use db::StoreError;
 use db::jobs::{Claim, CutoutResult, Media, NewAsset};
 use domain::{AssetKind, CutoutMessage, JobId};
 use objects::{ObjectError, ObjectKey, ObjectStore};
+use runtime::Metrics;
+use runtime::metrics::{JobOutcome, JobTimes, Service};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
@@ -45,6 +51,9 @@ pub struct Worker {
     pub max_attempts: i32,
     /// A `running` job silent for this long is presumed abandoned and may be reclaimed.
     pub stale_after: Duration,
+    /// CloudWatch EMF lines (`METRICS`): each finished job's timings, and the pool gauges
+    /// once a minute.
+    pub metrics: Metrics,
 }
 
 /// How one message ended.
@@ -143,6 +152,7 @@ impl Worker {
                 Outcome::Failed(why) => tracing::warn!(why, "job failed"),
                 Outcome::Retry(why) => tracing::warn!(why, "job will be retried"),
             }
+            self.metrics.pool_gauges(|| self.media.database().gauges());
             outcome
         }
         .instrument(span)
@@ -150,6 +160,7 @@ impl Worker {
     }
 
     async fn run(&self, job_id: JobId) -> Outcome {
+        let started = Instant::now();
         let (attempt, upload) = match self.media.claim_job(job_id, self.stale_after).await {
             Ok(Claim::Claimed { attempt, upload }) => (attempt, upload),
             Ok(Claim::AlreadyDone) => return Outcome::Skipped("already done"),
@@ -159,16 +170,25 @@ impl Worker {
             Err(e) => return Outcome::Retry(e.to_string()),
         };
         match self.cut_out(job_id, &upload).await {
-            Ok(Ok(())) => Outcome::Done,
+            Ok(Ok(job)) => {
+                self.finished(Some(&job), JobOutcome::Done, started);
+                Outcome::Done
+            }
             Ok(Err(bad_input)) => match self.media.fail_job(job_id, &bad_input).await {
-                Ok(()) => Outcome::Failed(bad_input),
+                Ok(job) => {
+                    self.finished(job.as_ref(), JobOutcome::Failed, started);
+                    Outcome::Failed(bad_input)
+                }
                 Err(e) => Outcome::Retry(format!("recording the failure: {e}")),
             },
             Err(Transient(reason)) if attempt >= self.max_attempts => {
                 let message = format!("gave up after {attempt} attempts: {reason}");
                 match self.media.fail_job(job_id, "the cut-out could not be completed; please try again").await {
                     // Failed once more, the message moves to the DLQ for inspection.
-                    Ok(()) => Outcome::Retry(message),
+                    Ok(job) => {
+                        self.finished(job.as_ref(), JobOutcome::Failed, started);
+                        Outcome::Retry(message)
+                    }
                     Err(e) => Outcome::Retry(format!("{message}; recording it: {e}")),
                 }
             }
@@ -181,8 +201,28 @@ impl Worker {
         }
     }
 
-    /// The work itself. `Ok(Err(reason))`: the input is bad, stop. `Err`: retry.
-    async fn cut_out(&self, job_id: JobId, upload: &db::jobs::Asset) -> Result<Result<(), String>, Transient> {
+    /// A job reached its final status: its timings as metrics. The latency is measured on
+    /// the database's clock (creation to completion, both `now()` there), the processing
+    /// time on this instance's.
+    fn finished(&self, job: Option<&db::jobs::Job>, outcome: JobOutcome, started: Instant) {
+        let Some(job) = job else { return };
+        let Some(completed_at) = job.completed_at else { return };
+        let latency = Duration::try_from(completed_at - job.created_at).unwrap_or_default();
+        self.metrics.job_finished(&JobTimes {
+            job_id: job.id.as_uuid().to_string(),
+            outcome,
+            latency,
+            processing: started.elapsed(),
+        });
+    }
+
+    /// The work itself. `Ok(Ok(job))`: done. `Ok(Err(reason))`: the input is bad, stop.
+    /// `Err`: retry.
+    async fn cut_out(
+        &self,
+        job_id: JobId,
+        upload: &db::jobs::Asset,
+    ) -> Result<Result<db::jobs::Job, String>, Transient> {
         let key = ObjectKey::parse(&upload.object_key).map_err(|e| Transient(e.to_string()))?;
         // Bounded to the upload limit: anything bigger in storage is refused unread.
         let original = match self.objects.get(&key, rules::RULES.max_bytes()).await {
@@ -242,8 +282,7 @@ impl Worker {
             height: h,
             dpi,
         };
-        self.media.finish_job(job_id, upload.id, &result).await?;
-        Ok(Ok(()))
+        Ok(Ok(self.media.finish_job(job_id, upload.id, &result).await?))
     }
 }
 
@@ -264,6 +303,8 @@ pub struct WorkerConfig {
     /// worker is never robbed) and shorter than the queue's visibility timeout (a crashed
     /// worker's job is reclaimed by the next delivery).
     pub stale_after: Duration,
+    /// `METRICS` and `STAGE`: CloudWatch EMF lines (see `runtime::metrics`).
+    pub metrics: runtime::MetricsConfig,
 }
 
 /// The worker's own variables, as they are set.
@@ -297,33 +338,52 @@ impl WorkerConfig {
             engine: env.parse()?,
             max_attempts: i32::from(own.cutout_max_attempts.get()),
             stale_after: Duration::from_secs(own.cutout_stale_after_secs.get()),
+            metrics: runtime::MetricsConfig::from_env(env)?,
         })
     }
 }
 
 impl Worker {
-    /// Opens the pool and the object store and loads the model (`MODEL_PATH` /
-    /// `MODELS_DIR` / `CUTOUT_MODEL`): the cold start, logged with its duration.
-    pub fn build(config: &WorkerConfig) -> anyhow::Result<Self> {
+    /// Opens the pool and the object store, checks the schema and loads the model
+    /// (`MODEL_PATH` / `MODELS_DIR` / `CUTOUT_MODEL`, its SHA-256 verified first): the cold
+    /// start, logged with its duration. Metrics go to stdout as `METRICS` says.
+    ///
+    /// Refuses to start on a database behind this build's migrations or whose history
+    /// diverged, and on a model file whose digest is not the expected one; starts on a
+    /// database a newer build migrated, and on one it cannot reach (jobs are retried).
+    pub async fn build(config: &WorkerConfig) -> anyhow::Result<Self> {
+        Self::build_with_metrics(config, Metrics::new(&config.metrics, Service::RemoveBg)).await
+    }
+
+    /// [`Worker::build`] with the metrics given (tests capture them).
+    pub async fn build_with_metrics(config: &WorkerConfig, metrics: Metrics) -> anyhow::Result<Self> {
         use anyhow::Context;
         let database = db::Database::new(&config.db).context("building the database pool")?;
+        db::migrate::check_at_start(&database).await?;
         let objects = config.objects.open().context("opening the object store")?.store();
         let started = Instant::now();
         let engine = Engine::from_settings(&config.engine).context("loading the cut-out model")?;
+        let verified = engine.verified_sha256();
         tracing::info!(
             model = engine.model_name(),
+            model_path = %engine.model_path().display(),
+            model_sha256 = verified.map_or_else(|| "not checked".to_owned(), |(digest, _)| digest.to_string()),
+            hash_ms = verified.map_or(0, |(_, took)| took.as_millis() as u64),
             threads = engine.threads(),
             load_ms = started.elapsed().as_millis() as u64,
             plan = %config.db.plan,
             max_attempts = config.max_attempts,
+            metrics = %config.metrics,
             "remove-bg worker ready"
         );
+        metrics.pool_gauges(|| database.gauges());
         Ok(Self {
             media: Media::new(database),
             objects,
             engine: Arc::new(engine),
             max_attempts: config.max_attempts,
             stale_after: config.stale_after,
+            metrics,
         })
     }
 }

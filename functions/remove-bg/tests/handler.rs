@@ -14,6 +14,8 @@ use db::jobs::Media;
 use db::testing::TestDb;
 use objects::{LocalStore, LocalStoreConfig, ObjectError, ObjectKey, ObjectMeta, ObjectStore, PresignedRequest};
 use remove_bg::Worker;
+use runtime::metrics::{ManualClock, MemorySink, Service};
+use runtime::{Metrics, MetricsConfig};
 use uuid::Uuid;
 
 fn engine() -> Arc<cutout::Engine> {
@@ -113,6 +115,10 @@ impl Fixture {
     }
 
     fn worker(&self, max_attempts: i32) -> Arc<Worker> {
+        self.worker_with_metrics(max_attempts, Metrics::off())
+    }
+
+    fn worker_with_metrics(&self, max_attempts: i32, metrics: Metrics) -> Arc<Worker> {
         let config = db::DbConfig::for_url(&self.db.url).unwrap();
         Arc::new(Worker {
             media: Media::new(db::Database::new(&config).unwrap()),
@@ -124,6 +130,7 @@ impl Fixture {
             engine: engine(),
             max_attempts,
             stale_after: Duration::from_secs(900),
+            metrics,
         })
     }
 
@@ -313,5 +320,82 @@ async fn a_panic_or_a_malformed_message_affects_only_its_own_message() {
     assert_eq!(fx.job(good).await.0, "done");
     let (status, attempts, ..) = fx.job(boom).await;
     assert_eq!((status.as_str(), attempts), ("queued", 1), "a panicked job is handed back for the retry");
+    fx.db.drop_db().await;
+}
+
+fn parsed(sink: &MemorySink) -> Vec<serde_json::Value> {
+    sink.lines().iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+#[tokio::test]
+async fn with_metrics_on_each_finished_job_writes_its_timings_and_the_pool_is_reported_once_a_minute() {
+    let fx = Fixture::new().await;
+    let (good, good_asset, _) = fx.queued_job(Some(&photo_png())).await;
+    let (bad, bad_asset, _) = fx.queued_job(Some(b"not an image")).await;
+    let (later, later_asset, _) = fx.queued_job(Some(&photo_png())).await;
+    // The customer started waiting 90 s ago: the latency counts from then, not from the claim.
+    fx.db.client().await.batch_execute("UPDATE jobs SET created_at = now() - interval '90 seconds'").await.unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let clock = Arc::new(ManualClock::at(std::time::SystemTime::now()));
+    let config = MetricsConfig::emf("test").unwrap();
+    let worker =
+        fx.worker_with_metrics(3, Metrics::with_output(&config, Service::RemoveBg, sink.clone(), clock.clone()));
+
+    let response = worker
+        .handle_batch(sqs_event(&[("m-good", body(good, good_asset), 1), ("m-bad", body(bad, bad_asset), 1)]))
+        .await;
+    assert!(failed_ids(&response).is_empty());
+    // Redelivered: no work, so no job line (and the same minute: no pool line).
+    worker.handle_batch(sqs_event(&[("m-good", body(good, good_asset), 2)])).await;
+
+    let lines = parsed(&sink);
+    let jobs: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("CutoutJobLatency").is_some()).collect();
+    let pools: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("DbConnectionsOpen").is_some()).collect();
+    assert_eq!((jobs.len(), pools.len(), lines.len()), (2, 1, 3), "{lines:?}");
+
+    let outcomes: Vec<(&str, &str)> =
+        jobs.iter().map(|l| (l["JobId"].as_str().unwrap(), l["Outcome"].as_str().unwrap())).collect();
+    assert_eq!(outcomes, [(good.to_string().as_str(), "done"), (bad.to_string().as_str(), "failed")]);
+    for line in &jobs {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "StolenTee");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Service", "Stage"]]));
+        assert_eq!((line["Service"].as_str(), line["Stage"].as_str()), (Some("remove-bg"), Some("test")));
+        let latency = line["CutoutJobLatency"].as_u64().unwrap();
+        let processing = line["CutoutProcessingTime"].as_u64().unwrap();
+        assert!((90_000..150_000).contains(&latency), "latency {latency} ms counts from the job's creation");
+        assert!(processing < 60_000 && processing < latency, "processing {processing} ms is this attempt's work");
+    }
+    assert_eq!((pools[0]["Service"].as_str(), pools[0]["Pool"].as_str()), (Some("remove-bg"), Some("primary")));
+    assert!(pools[0]["DbConnectionsOpen"].as_u64().unwrap() >= 1, "the jobs used a pooled connection");
+
+    clock.advance(Duration::from_secs(60));
+    worker.handle_batch(sqs_event(&[("m-later", body(later, later_asset), 1)])).await;
+    let lines = parsed(&sink);
+    assert_eq!(lines.len(), 5, "the next minute's first job reports the pool again: {lines:?}");
+    assert_eq!(lines[3]["JobId"], later.to_string());
+    assert_eq!(lines[4]["Pool"], "primary");
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_job_given_up_after_its_attempts_is_reported_failed_once() {
+    let mut fx = Fixture::new().await;
+    let (flaky, flaky_asset, flaky_key) = fx.queued_job(Some(&photo_png())).await;
+    fx.unavailable.insert(flaky_key);
+    let sink = Arc::new(MemorySink::default());
+    let config = MetricsConfig::emf("test").unwrap();
+    let clock = Arc::new(ManualClock::at(std::time::SystemTime::now()));
+    let worker = fx.worker_with_metrics(2, Metrics::with_output(&config, Service::RemoveBg, sink.clone(), clock));
+    worker.handle_batch(sqs_event(&[("flaky", body(flaky, flaky_asset), 1)])).await;
+    assert!(parsed(&sink).iter().all(|l| l.get("CutoutJobLatency").is_none()), "a retry is not a final status");
+    worker.handle_batch(sqs_event(&[("flaky", body(flaky, flaky_asset), 2)])).await;
+    let jobs: Vec<serde_json::Value> =
+        parsed(&sink).into_iter().filter(|l| l.get("CutoutJobLatency").is_some()).collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        (jobs[0]["JobId"].as_str(), jobs[0]["Outcome"].as_str()),
+        (Some(flaky.to_string().as_str()), Some("failed"))
+    );
     fx.db.drop_db().await;
 }

@@ -11,5 +11,6 @@ mod helpers;
 mod lambda;
 mod orders;
 mod quote;
+mod startup;
 mod uploads;
 mod webhooks;

@@ -1,5 +1,6 @@
-//! The remove-bg Lambda: builds the worker once (database pool, object store, the model —
-//! the cold start) and hands every SQS batch to [`remove_bg::Worker::handle_batch`].
+//! The remove-bg Lambda: builds the worker once (database pool and schema check, object
+//! store, the model with its checksum — the cold start) and hands every SQS batch to
+//! [`remove_bg::Worker::handle_batch`].
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let env = config::Env::from_process();
     runtime::telemetry::init_from(&env);
     let config = WorkerConfig::from_env(&env).context("reading the configuration")?;
-    let worker = Arc::new(Worker::build(&config).context("building the worker")?);
+    let worker = Arc::new(Worker::build(&config).await.context("building the worker")?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = Arc::clone(&worker);
         async move { Ok::<_, lambda_runtime::Error>(worker.handle_batch(event.payload).await) }
