@@ -9,9 +9,12 @@ pub fn render(results: &[Result], machine: &str) -> String {
         String::from("| function | CPU | runs | init (median) | first response (median) | all runs: init ms |\n");
     out.push_str("|---|---|---:|---:|---:|---|\n");
     for r in results {
-        let cpu =
-            if r.wrapper.is_empty() { "unlimited".to_owned() } else { r.wrapper.last().cloned().unwrap_or_default() };
-        let cpu = cpu.rsplit("cold-start-").next().map_or(cpu.clone(), |p| format!("{}% of a core", p));
+        // The wrapper's last argument is the cgroup, named after its quota (`…-cold-start-29`).
+        let cpu = match r.wrapper.last().and_then(|cg| cg.rsplit_once("cold-start-")) {
+            Some((_, percent)) => format!("{percent}% of a core"),
+            None if r.wrapper.is_empty() => "unlimited".to_owned(),
+            None => r.wrapper.join(" "),
+        };
         let all: Vec<String> = r.runs.iter().map(|x| format!("{:.1}", x.init_ms)).collect();
         let _ = writeln!(
             out,
