@@ -26,8 +26,9 @@
 #   PLAN=1      with credentials: steps 1-3, then a CloudFormation change set per region,
 #               shown and not executed
 # Environment: REGIONS="prod-eu-west ..." limits step 5 and 7 to those config environments;
-#   CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID for wrangler; AWS credentials as the AWS
-#   CLI finds them (AWS_PROFILE, environment, SSO).
+#   CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID for wrangler; CF_ZONE_ID and CF_API_TOKEN
+#   (Zone > Cache Purge only) for the Worker's purges; AWS credentials as the AWS CLI finds
+#   them (AWS_PROFILE, environment, SSO).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -76,14 +77,11 @@ sam_command() { # the sam deploy command for ENV, one argument per line
   deploy_plan overrides "$env" --set "ModelSha256=$(model_sha)"
 }
 
-wrangler_cmd() {
-  if [[ -x scripts/worker-tools.sh ]]; then
-    scripts/worker-tools.sh wrangler
-  elif command -v wrangler >/dev/null 2>&1; then
-    command -v wrangler
-  else
-    return 1
-  fi
+# The edge's pinned tools (Node 22, wrangler) on PATH, WRANGLER set: scripts/edge-tools.sh.
+edge_tools() {
+  scripts/edge-tools.sh run >&2 || return 1
+  eval "$(scripts/edge-tools.sh env)"
+  [[ -x "${WRANGLER:-}" ]]
 }
 
 # --- 2. offline checks (also make test) ---------------------------------------------------
@@ -140,13 +138,15 @@ SECRET_KEYS=(DATABASE_URL JWT_KEYS ORDER_TOKEN_SECRET STRIPE_SECRET_KEY STRIPE_W
 
 preflight() {
   step "preflight: tools, credentials, secrets, placeholders"
-  local missing=() aws sam wrangler
+  local missing=() aws sam
   command -v python3 >/dev/null || missing+=("python3: the deploy tools are Python packages")
   aws="$(scripts/deploy-tools.sh aws)" || missing+=("the AWS CLI (scripts/deploy-tools.sh aws failed)")
   sam="$(scripts/deploy-tools.sh sam)" || missing+=("the SAM CLI (scripts/deploy-tools.sh sam failed)")
   scripts/deploy-tools.sh lambda >/dev/null || missing+=("cargo-lambda (scripts/deploy-tools.sh lambda failed)")
   scripts/deploy-tools.sh qemu >/dev/null || missing+=("qemu-aarch64 for the arm64 smoke test")
-  wrangler="$(wrangler_cmd)" || missing+=("wrangler: the edge's tools (scripts/worker-tools.sh) are not set up")
+  edge_tools || missing+=("wrangler: scripts/edge-tools.sh run could not install it")
+  [[ "${CF_ZONE_ID:-}" =~ ^[0-9a-f]{32}$ ]] || missing+=("\$CF_ZONE_ID: the zone's id (32 hex digits; the Worker's purges need it)")
+  [[ -n "${CF_API_TOKEN:-}" ]] || missing+=("\$CF_API_TOKEN: a token with only Zone > Cache Purge, for the Worker's purges")
   [[ -n "${CLOUDFLARE_API_TOKEN:-}" ]] || missing+=("\$CLOUDFLARE_API_TOKEN: a Cloudflare API token that may deploy Workers and edit R2")
   [[ -n "${CLOUDFLARE_ACCOUNT_ID:-}" ]] || missing+=("\$CLOUDFLARE_ACCOUNT_ID: the Cloudflare account")
   if ((${#missing[@]})); then
@@ -154,7 +154,7 @@ preflight() {
     printf '  - %s\n' "${missing[@]}" >&2
     exit 1
   fi
-  AWS="$aws" SAM="$sam" WRANGLER="$wrangler"
+  AWS="$aws" SAM="$sam"
   "$AWS" sts get-caller-identity --output text --query Arn >&2 || die "no AWS credentials (aws sts get-caller-identity failed)"
 
   # No placeholders: in the deploy's parameters (checked with the rules, --strict) and in the
@@ -267,7 +267,7 @@ edge_deploy() {
   step "edge: R2 bucket, secrets, Worker"
   local bucket
   bucket="$(param "$(first_env)" BucketName)"
-  [[ -x scripts/worker-build.sh ]] && scripts/worker-build.sh
+  scripts/worker-build.sh
   (
     cd edge
     "$WRANGLER" r2 bucket create "$bucket" 2>&1 | grep -v "already exists" >&2 || true
@@ -275,10 +275,8 @@ edge_deploy() {
     "$WRANGLER" r2 bucket lifecycle add "$bucket" abandoned-uploads incoming/ --expire-days 2 --force \
       2>&1 | grep -v "already exists" >&2 || true
     printf '%s' "$EDGE_PURGE_SECRET_VALUE" | "$WRANGLER" secret put EDGE_PURGE_SECRET
-    if [[ -n "${CF_API_TOKEN:-}" ]]; then
-      printf '%s' "$CF_API_TOKEN" | "$WRANGLER" secret put CF_API_TOKEN
-    fi
-    "$WRANGLER" deploy
+    printf '%s' "$CF_API_TOKEN" | "$WRANGLER" secret put CF_API_TOKEN
+    "$WRANGLER" deploy --var "CF_ZONE_ID:$CF_ZONE_ID"
   )
   DONE_STEPS+=(edge)
 }
@@ -309,14 +307,14 @@ dry_run() {
   printf '## Artifacts\n\n| artifact | size | sha256 |\n|---|---:|---|\n'
   artifacts
   printf '\n(`make deploy-build` builds them.)\n\n## The Worker\n\n'
-  local wrangler out
-  if wrangler="$(wrangler_cmd 2>/dev/null)" && [[ -f edge/worker/build/worker/shim.mjs ]]; then
+  local out
+  if [[ -f edge/worker/build/worker/shim.mjs ]] && (edge_tools); then
     out="$(mktemp -d)"
-    (cd edge && CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false \
-      "$wrangler" deploy --dry-run --outdir "$out") 2>&1 | sed 's/^/    /'
+    (edge_tools && cd edge && CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false \
+      "$WRANGLER" deploy --dry-run --outdir "$out") 2>&1 | sed 's/^/    /'
     rm -rf "$out"
   else
-    printf 'Not built here (scripts/worker-build.sh builds it); its bindings are in edge/wrangler.toml.\n'
+    printf 'Not built yet (scripts/worker-build.sh builds it; make test does); its bindings are in edge/wrangler.toml.\n'
   fi
   printf '\n## Commands a deploy runs, in order\n\n```\n'
   printf '%s\n' "# 1. preflight" "aws sts get-caller-identity"
@@ -338,7 +336,8 @@ dry_run() {
     "wrangler r2 bucket create $(param "$(first_env)" BucketName)" \
     "wrangler r2 bucket cors set $(param "$(first_env)" BucketName) --file ../infra/r2-cors.json" \
     "wrangler r2 bucket lifecycle add $(param "$(first_env)" BucketName) abandoned-uploads incoming/ --expire-days 2" \
-    "wrangler secret put EDGE_PURGE_SECRET" "wrangler secret put CF_API_TOKEN" "wrangler deploy" \
+    "wrangler secret put EDGE_PURGE_SECRET" "wrangler secret put CF_API_TOKEN" \
+    "wrangler deploy --var CF_ZONE_ID:\$CF_ZONE_ID" \
     "# 7. smoke" "curl <ApiUrl of each region>/health/ready" "curl https://<EDGE_PUBLIC_HOST>/api/products"
   printf '```\n'
   say "dry run done: the rules pass; see above for what a deploy would do"
