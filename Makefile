@@ -11,6 +11,8 @@
 #   make lint       fmt --check + clippy -D warnings (no database needed)
 #   make bench-api  wrk load test of the release API; writes target/bench/api.md
 #   make bench-edge the release edge: hit/miss throughput, miss overhead, Artillery hit ratio
+#   make load-edge  the seed's load test through make dev's stack (Worker in workerd -> API ->
+#                   Postgres): Artillery phases + uploads/cut-outs; LOAD_SCALE=0.1 shortens it
 #   make bench-cutout  this engine vs rembg (onnxruntime) on the same photos and cores
 #   make model      fetch the cut-out model weights (checksummed) into models/
 #   make deploy     migrations, Lambda functions (cargo-lambda), edge (wrangler); checks first
@@ -29,7 +31,7 @@ MOTO := scripts/moto.sh
 FMT_CHECK := $(CARGO) fmt --all -- --check
 CLIPPY := $(CARGO) clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help dev test migrate seed fmt lint bench-api bench-edge bench-cutout model deploy clean-dev \
+.PHONY: help dev test migrate seed fmt lint bench-api bench-edge load-edge bench-cutout model deploy clean-dev \
         check-cargo check-rustfmt check-clippy
 
 help:
@@ -82,6 +84,10 @@ lint: check-rustfmt check-clippy
 #     the recipe ends, passing or failing (the trap); what was already running is left alone.
 #  2. the u2netp model (md5-checked) and the rembg virtualenv: the parity test runs rembg
 #     itself (CUTOUT_PARITY=1 makes a missing model or virtualenv a failure, not a skip)
+#     then the edge Worker (scripts/worker-build.sh: wasm32 target, wasm-bindgen-cli,
+#     worker-build, Node 22, wrangler/workerd, esbuild — pinned, into .tools/ — and the
+#     release wasm build): edge/worker/tests/workerd.rs runs it in workerd and fails, never
+#     skips, when it cannot
 #  3. format check  4. clippy  5. unit + integration tests of the whole workspace
 test: check-rustfmt check-clippy
 	@echo "==> 1/6 services: Postgres + moto"
@@ -91,6 +97,8 @@ test: check-rustfmt check-clippy
 	echo "==> 2/6 cut-out model + rembg reference virtualenv"
 	scripts/fetch-model.sh
 	scripts/rembg-venv.sh
+	echo "==> 2/6 the edge Worker for the workerd suite: pinned tools into .tools/, wasm32 build"
+	scripts/worker-build.sh
 	export CUTOUT_PARITY=1 MODELS_DIR="$$PWD/models"
 	echo "==> 3/6 $(FMT_CHECK)"
 	$(FMT_CHECK)
@@ -108,6 +116,9 @@ bench-api: check-cargo
 
 bench-edge: check-cargo
 	scripts/bench-edge.sh
+
+load-edge: check-cargo
+	scripts/load-edge.sh
 
 bench-cutout: check-cargo
 	scripts/fetch-model.sh

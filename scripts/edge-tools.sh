@@ -45,7 +45,7 @@ locked_version() {
 # cargo install CRATE --version VERSION into .tools/cargo unless BIN already reports VERSION.
 cargo_tool() { # cargo_tool CRATE VERSION BIN
   local crate="$1" version="$2" bin="$CARGO_ROOT/bin/$3"
-  if [[ -x "$bin" ]] && "$bin" --version 2>/dev/null | grep -qF " $version"; then
+  if [[ -x "$bin" ]] && "$bin" --version 2>/dev/null | grep -qwF "$version"; then
     return 0
   fi
   need_cmd cargo "install Rust from https://rustup.rs"
@@ -68,7 +68,7 @@ cargo_tool() { # cargo_tool CRATE VERSION BIN
       die "cargo install $crate $version failed (crates.io reachable? see the output above)"
     fi
   fi
-  "$bin" --version 2>/dev/null | grep -qF " $version" || die "$bin does not report version $version after installing"
+  "$bin" --version 2>/dev/null | grep -qwF "$version" || die "$bin does not report version $version after installing"
 }
 
 install_build() {

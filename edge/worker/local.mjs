@@ -23,13 +23,10 @@
 //
 // On start it prints `ready http://HOST:PORT` on stdout; SIGINT/SIGTERM stop workerd.
 
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-
-import { Log, LogLevel, Miniflare } from "miniflare";
-import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const edgeDir = resolve(here, "..");
@@ -39,6 +36,23 @@ function fail(message) {
   console.error(`workerd-edge: error: ${message}`);
   process.exit(1);
 }
+
+// Miniflare and wrangler as scripts/edge-tools.sh pinned them (EDGE_TOOLS_DIR, default .tools).
+const tools = resolve(process.env.EDGE_TOOLS_DIR ?? join(root, ".tools"), "node");
+if (!existsSync(join(tools, "node_modules", "miniflare"))) {
+  fail(`${tools}/node_modules has no miniflare: run scripts/edge-tools.sh run`);
+}
+// The Worker's vars from this environment. wrangler must not take CF_* as its own account
+// settings, so they leave the environment before it loads.
+const overrides = {};
+for (const [key, value] of Object.entries(process.env)) {
+  if (key.startsWith("EDGE_WORKERD_")) continue;
+  if (key.startsWith("EDGE_") || key.startsWith("CF_")) overrides[key] = value;
+  if (key.startsWith("CF_")) delete process.env[key];
+}
+const require = createRequire(join(tools, "package.json"));
+const { Log, LogLevel, Miniflare } = require("miniflare");
+const { unstable_getMiniflareWorkerOptions } = require("wrangler");
 
 function hostPort(raw, name) {
   const match = /^([^:]+):(\d+)$/.exec(raw);
@@ -62,11 +76,7 @@ if (!existsSync(shim)) fail(`${relative(root, shim)} is missing: build the Worke
 // Bindings, compatibility date and flags exactly as wrangler.toml declares them.
 const fromToml = unstable_getMiniflareWorkerOptions(join(edgeDir, "wrangler.toml"));
 const options = fromToml.workerOptions;
-const vars = { ...(options.bindings ?? {}) };
-for (const [key, value] of Object.entries(process.env)) {
-  if (key.startsWith("EDGE_WORKERD_")) continue;
-  if (key.startsWith("EDGE_") || key.startsWith("CF_")) vars[key] = value;
-}
+const vars = { ...(options.bindings ?? {}), ...overrides };
 
 function worker(name, extra) {
   return {
@@ -76,7 +86,10 @@ function worker(name, extra) {
     modules: true,
     scriptPath: shim,
     modulesRoot: build,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
     ...extra,
   };
 }
@@ -176,10 +189,9 @@ async function mirrorForever(dir) {
         contentType = undefined;
       }
       const bytes = readFileSync(path);
-      await bucket.put(key, bytes, {
-        httpMetadata: contentType ? { contentType } : undefined,
-        md5: createHash("md5").update(bytes).digest("hex"),
-      });
+      // An ArrayBuffer of its own: Miniflare's proxy refuses a view into Node's shared pool.
+      const body = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+      await bucket.put(key, body, { httpMetadata: contentType ? { contentType } : undefined });
       seen.set(key, stamp);
     }
   };

@@ -1,12 +1,17 @@
 //! Between workers-rs (JavaScript `Request`/`Response`/`Headers`) and the `http` types the
 //! edge's logic speaks, without losing anything on the way:
 //!
-//! * Header values are byte strings. JavaScript holds them as strings whose code units are
-//!   the bytes (0–255); a value with bytes over 0x7F is not UTF-8 and must neither be
-//!   dropped nor re-encoded. [`js_header_value`] and [`header_value_to_js`] map byte for
-//!   byte.
+//! * Header values: workerd hands JavaScript header values as text decoded from UTF-8 (bytes
+//!   that are not UTF-8 are already U+FFFD when the Worker sees them, on Cloudflare as
+//!   here) and encodes what JavaScript sets as UTF-8. So a value crosses as its UTF-8
+//!   bytes, both ways: `café` stays `café` (a conversion through `to_str()` would drop it,
+//!   since `http` calls anything past ASCII opaque), and a value that is not UTF-8 is
+//!   passed on as the runtime would render it, never dropped. [`js_header_value`],
+//!   [`header_value_to_js`].
 //! * Bodies are read against a cap, and a body that cannot be read is an error, never an
 //!   empty body: [`read_capped`].
+
+use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -20,8 +25,10 @@ pub enum RequestError {
     BodyTooLarge { limit: usize },
     #[error("the request body could not be read: {0}")]
     BodyUnreadable(String),
-    #[error("the request body ended after {read} of the {declared} bytes its Content-Length declared")]
-    BodyTruncated { read: usize, declared: u64 },
+    /// Shorter (the client stopped) or longer (e.g. chunked framing beside a
+    /// Content-Length: a smuggling attempt) than declared.
+    #[error("the request body is {read} bytes but its Content-Length declared {declared}")]
+    BodyLengthMismatch { read: usize, declared: u64 },
     #[error("header {0:?} is not a valid header")]
     BadHeader(String),
     #[error("the request line is invalid: {0}")]
@@ -40,25 +47,24 @@ impl RequestError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BodyTooLarge { .. } => "body_too_large",
-            Self::BodyUnreadable(_) | Self::BodyTruncated { .. } => "body_unreadable",
+            Self::BodyUnreadable(_) => "body_unreadable",
+            Self::BodyLengthMismatch { .. } => "body_length_mismatch",
             Self::BadHeader(_) => "bad_header",
             Self::BadRequestLine(_) => "bad_request",
         }
     }
 }
 
-/// A header value as JavaScript gives it (one code unit per byte) back to its bytes.
-/// `None` if a code unit is over 0xFF (not a byte string; the runtime never hands us one)
-/// or the bytes are not a valid header value (control characters).
+/// A header value from JavaScript: its UTF-8 bytes. `None` only for what no header value
+/// may hold (control characters).
 pub fn js_header_value(value: &str) -> Option<HeaderValue> {
-    let bytes: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
-    HeaderValue::from_bytes(&bytes?).ok()
+    HeaderValue::from_bytes(value.as_bytes()).ok()
 }
 
-/// A header value's bytes as the string JavaScript's `Headers` takes (one code unit per
-/// byte), so bytes over 0x7F survive instead of being dropped or re-encoded as UTF-8.
-pub fn header_value_to_js(value: &HeaderValue) -> String {
-    value.as_bytes().iter().map(|&b| char::from(b)).collect()
+/// A header value for JavaScript: the text its bytes spell in UTF-8; bytes that are not
+/// UTF-8 become U+FFFD, as workerd renders them itself.
+pub fn header_value_to_js(value: &HeaderValue) -> Cow<'_, str> {
+    String::from_utf8_lossy(value.as_bytes())
 }
 
 /// `(name, value)` pairs from JavaScript into a header map; the first bad pair is an error.
@@ -87,7 +93,7 @@ where
     }
     let Some(mut stream) = stream else {
         return match declared {
-            Some(n) if n > 0 => Err(RequestError::BodyTruncated { read: 0, declared: n }),
+            Some(n) if n > 0 => Err(RequestError::BodyLengthMismatch { read: 0, declared: n }),
             _ => Ok(Bytes::new()),
         };
     };
@@ -101,7 +107,7 @@ where
     }
     // workers-rs ends the stream quietly when the client aborts; the declared length tells.
     if let Some(declared) = declared.filter(|&n| n != body.len() as u64) {
-        return Err(RequestError::BodyTruncated { read: body.len(), declared });
+        return Err(RequestError::BodyLengthMismatch { read: body.len(), declared });
     }
     Ok(body.freeze())
 }
@@ -116,20 +122,22 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_header_values_keep_their_bytes_both_ways() {
-        // What JavaScript hands over for the bytes `caf\xE9`: the code unit U+00E9.
-        let from_js = js_header_value("caf\u{e9}").expect("a byte string is a valid value");
-        assert_eq!(from_js.as_bytes(), b"caf\xE9");
-        assert!(from_js.to_str().is_err(), "not UTF-8, and still kept");
-        assert_eq!(header_value_to_js(&from_js), "caf\u{e9}");
-        // UTF-8 text from an origin goes out as its bytes, not re-encoded.
-        let utf8 = HeaderValue::from_bytes("naïve".as_bytes()).unwrap();
-        assert_eq!(js_header_value(&header_value_to_js(&utf8)).unwrap(), utf8);
+    fn utf8_header_values_cross_byte_for_byte_both_ways() {
+        let from_js = js_header_value("inline; filename=\"café ☺.png\"").expect("UTF-8 text is a valid value");
+        assert_eq!(from_js.as_bytes(), "inline; filename=\"café ☺.png\"".as_bytes());
+        assert!(from_js.to_str().is_err(), "http calls it opaque, and it is still kept");
+        assert_eq!(header_value_to_js(&from_js), "inline; filename=\"café ☺.png\"");
     }
 
     #[test]
-    fn values_that_are_not_byte_strings_or_hold_control_characters_are_refused_by_name() {
-        assert_eq!(js_header_value("\u{263a}"), None);
+    fn values_that_are_not_utf8_are_passed_on_as_the_runtime_renders_them() {
+        let latin1 = HeaderValue::from_bytes(b"caf\xe9").unwrap();
+        assert_eq!(header_value_to_js(&latin1), "caf\u{fffd}");
+        assert_eq!(js_header_value("caf\u{fffd}").unwrap().as_bytes(), "caf\u{fffd}".as_bytes());
+    }
+
+    #[test]
+    fn values_holding_control_characters_are_refused_by_name() {
         assert_eq!(js_header_value("a\u{0}b"), None);
         let err = headers_from_js([("x-ok".into(), "1".into()), ("x-bad".into(), "a\nb".into())]).unwrap_err();
         assert_eq!(err, RequestError::BadHeader("x-bad".into()));
@@ -165,11 +173,13 @@ mod tests {
         let err = read_capped(Some(failing), None, 100).await.unwrap_err();
         assert_eq!(err, RequestError::BodyUnreadable("connection reset".into()));
         let err = read_capped(Some(chunks(&[b"ab"])), Some(10), 100).await.unwrap_err();
-        assert_eq!(err, RequestError::BodyTruncated { read: 2, declared: 10 });
+        assert_eq!(err, RequestError::BodyLengthMismatch { read: 2, declared: 10 });
         let err = read_capped(None::<stream::Iter<std::vec::IntoIter<Result<Vec<u8>, String>>>>, Some(3), 100)
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "body_unreadable");
+        assert_eq!(err.code(), "body_length_mismatch");
+        let longer = read_capped(Some(chunks(&[b"abcdef"])), Some(4), 100).await.unwrap_err();
+        assert_eq!(longer, RequestError::BodyLengthMismatch { read: 6, declared: 4 });
         let empty = read_capped(None::<stream::Iter<std::vec::IntoIter<Result<Vec<u8>, String>>>>, None, 100).await;
         assert_eq!(empty.unwrap(), Bytes::new());
     }

@@ -24,8 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 
@@ -171,21 +170,26 @@ impl Workerd {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()));
         let stdout = child.stdout.take().expect("stdout");
-        // Wait for `ready URL` (twice: both isolates), off the async runtime.
-        let ready = tokio::task::spawn_blocking(move || {
+        // Wait for `ready URL` (twice: both isolates); then keep draining stdout (the
+        // Worker's console output goes there) for as long as workerd runs.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
             let mut urls = Vec::new();
+            let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("ready ") {
-                    urls.push(url.to_owned());
-                    if urls.len() == 2 {
-                        break;
+                match line.strip_prefix("ready ") {
+                    Some(url) if tx.is_some() => {
+                        urls.push(url.to_owned());
+                        if urls.len() == 2 {
+                            let _ = tx.take().map(|tx| tx.send(std::mem::take(&mut urls)));
+                        }
                     }
+                    _ => eprintln!("workerd: {line}"),
                 }
             }
-            urls
         });
-        let urls = match tokio::time::timeout(Duration::from_secs(90), ready).await {
+        let urls = match tokio::time::timeout(Duration::from_secs(90), rx).await {
             Ok(Ok(urls)) if urls.len() == 2 => urls,
             other => {
                 let _ = child.kill();
@@ -205,7 +209,11 @@ impl Workerd {
 
     fn terminate(&mut self) {
         // SIGTERM, so Miniflare stops workerd; then make sure.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -312,12 +320,19 @@ pub fn cf(country: &str, continent: &str) -> String {
 
 /// Sends raw bytes and returns what came back until the server closed (or 10 s passed).
 pub async fn raw(base: &str, request: &[u8]) -> Vec<u8> {
-    let addr = base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request).await.expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
-    out
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").to_owned();
+    let request = request.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.write_all(&request).expect("write");
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        out
+    })
+    .await
+    .expect("the raw exchange")
 }
 
 /// The status codes of every response in a raw answer (pipelined responses included).
