@@ -19,6 +19,7 @@
 # project-local Postgres cluster only if this script started it.
 #
 # Environment: DATABASE_URL, API_BIND, RUST_LOG (default info), LOG_FORMAT (default text),
+# DEV_PROFILE (debug, or release for optimised binaries),
 # DB_MAX_CONNECTIONS, MAX_CONCURRENCY, DATABASE_READ_URL (passed through to the API),
 # API_BIND_SECOND, EDGE_BIND, EDGE_* (the edge's keys: see edge/README.md).
 set -euo pipefail
@@ -62,9 +63,14 @@ on_exit 'say stopped'
 # 2. Build every binary in one cargo invocation, then run them from the target directory:
 #    separate `cargo run -p …` calls unify features per package set and rebuilt the shared
 #    dependencies up to three times (measured: +8 min on 2 cores).
-say "building migrate and the API + worker"
-cargo build -p stolentee-db --bin migrate -p stolentee-dev-stack --bin stolentee-dev
-BIN="$(cargo_target_dir)/debug"
+# DEV_PROFILE=release builds optimised binaries (make load-edge measures with them).
+case "${DEV_PROFILE:-debug}" in
+  debug) profile_flag=() BIN="$(cargo_target_dir)/debug" ;;
+  release) profile_flag=(--release) BIN="$(cargo_target_dir)/release" ;;
+  *) die "DEV_PROFILE must be debug or release" ;;
+esac
+say "building migrate and the API + worker (${DEV_PROFILE:-debug})"
+cargo build "${profile_flag[@]}" -p stolentee-db --bin migrate -p stolentee-dev-stack --bin stolentee-dev
 say "building the edge Worker (wasm32)"
 scripts/worker-build.sh
 

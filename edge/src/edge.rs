@@ -3,7 +3,8 @@
 //! 1. hostile-input bounds (431 for oversized headers, 414 for long URIs);
 //! 2. the edge's own endpoints (`POST /__edge/purge`, `GET /__edge/health`);
 //! 3. CORS preflights, answered here;
-//! 4. rate limits for `/api/` (429 + `Retry-After`);
+//! 4. rate limits for `/api/` (429 + `Retry-After`), except for cache hits of cacheable
+//!    reads, which are looked up first and cost no token;
 //! 5. assets from the bucket (`/assets/*`, `/media/*`);
 //! 6. everything else to an origin pool: from the cache when allowed (HIT, or STALE with one
 //!    background refresh), else forwarded with failover, and stored when cacheable;
@@ -138,7 +139,8 @@ impl Edge {
             // Cache hits of public reads are answered before the limiter is asked: they
             // cost the origins nothing, and on Cloudflare asking means a Durable Object
             // round trip. Everything that reaches an origin is still charged.
-            let looked_up = if charges.is_empty() { Lookup::NotAsked } else { self.lookup(platform, &request, &client).await };
+            let looked_up =
+                if charges.is_empty() { Lookup::NotAsked } else { self.lookup(platform, &request, &client).await };
             let mut outcome = match looked_up {
                 Lookup::Served(outcome) => outcome,
                 looked_up => match self.limit(platform, &charges, &client).await {
@@ -646,7 +648,9 @@ impl Edge {
                 let Ok(request) = Request::get(uri).body(Bytes::new()) else { continue };
                 match platform.origin().send(origin, request, timeout).await {
                     Ok(response) if response.status().is_success() => up = true,
-                    Ok(response) => tracing::info!(pool = %pool.name, %origin, status = response.status().as_u16(), "probe: not ready"),
+                    Ok(response) => {
+                        tracing::info!(pool = %pool.name, %origin, status = response.status().as_u16(), "probe: not ready")
+                    }
                     Err(e) => tracing::info!(pool = %pool.name, %origin, error = %e, "probe failed"),
                 }
                 if up {

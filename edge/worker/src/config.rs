@@ -132,9 +132,8 @@ impl WorkerConfig {
             (true, Some(_)) => return Err(invalid("EDGE_PURGE_SCOPE", "must be zone (the default) or colo".into())),
         };
 
-        let board_secs = get("EDGE_HEALTH_BOARD_SECS").map_or(Ok(10), |raw| {
-            raw.parse::<u64>().map_err(|e| invalid("EDGE_HEALTH_BOARD_SECS", e.to_string()))
-        })?;
+        let board_secs = get("EDGE_HEALTH_BOARD_SECS")
+            .map_or(Ok(10), |raw| raw.parse::<u64>().map_err(|e| invalid("EDGE_HEALTH_BOARD_SECS", e.to_string())))?;
         Ok(Self {
             public_host,
             purge,

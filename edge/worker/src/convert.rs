@@ -46,7 +46,7 @@ impl RequestError {
     /// The stable error code in the API's error JSON.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTooLarge { .. } => "payload_too_large",
             Self::BodyUnreadable(_) => "body_unreadable",
             Self::BodyLengthMismatch { .. } => "body_length_mismatch",
             Self::BadHeader(_) => "bad_header",
@@ -68,9 +68,7 @@ pub fn header_value_to_js(value: &HeaderValue) -> Cow<'_, str> {
 }
 
 /// `(name, value)` pairs from JavaScript into a header map; the first bad pair is an error.
-pub fn headers_from_js(
-    entries: impl IntoIterator<Item = (String, String)>,
-) -> Result<http::HeaderMap, RequestError> {
+pub fn headers_from_js(entries: impl IntoIterator<Item = (String, String)>) -> Result<http::HeaderMap, RequestError> {
     let mut headers = http::HeaderMap::new();
     for (name, value) in entries {
         let parsed_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| RequestError::BadHeader(name.clone()))?;
@@ -160,7 +158,7 @@ mod tests {
         let chunked = read_capped(Some(chunks(&[b"ab", b"cd"])), None, 4).await.unwrap();
         assert_eq!(&chunked[..], b"abcd");
         let err = read_capped(Some(chunks(&[b"ab", b"cde"])), None, 4).await.unwrap_err();
-        assert_eq!((err.status(), err.code()), (http::StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+        assert_eq!((err.status(), err.code()), (http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
         // A declared length over the cap is refused before a byte is read.
         let never_read = stream::iter(vec![Err::<Vec<u8>, _>("must not be polled".to_owned())]);
         let err = read_capped(Some(never_read), Some(5), 4).await.unwrap_err();

@@ -500,7 +500,8 @@ impl OriginClient for FetchOrigin {
             // An origin that dies mid-body is a failed exchange, not a short answer.
             let body = convert::read_capped(stream, declared, limit).await.map_err(|e| exchange_error(&e))?;
             let mut answer = http::Response::new(body);
-            *answer.status_mut() = http::StatusCode::from_u16(response.status_code()).map_err(|e| exchange_error(&e))?;
+            *answer.status_mut() =
+                http::StatusCode::from_u16(response.status_code()).map_err(|e| exchange_error(&e))?;
             *answer.headers_mut() = headers;
             Ok(answer)
         });

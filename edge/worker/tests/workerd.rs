@@ -134,7 +134,10 @@ async fn a_purge_clears_this_location_and_reaches_every_location_through_the_zon
     assert_eq!(done.status, StatusCode::OK, "{}", done.text());
     assert_eq!(done.json()["purged_keys"], 1);
     assert_eq!(get(&edge.url, "/api/products?a=1&b=2").await.x_cache(), "MISS", "gone from this location");
-    assert_eq!(zone.purges(), vec![serde_json::json!({ "files": [format!("https://{PUBLIC_HOST}/api/products?a=1&b=2")] })]);
+    assert_eq!(
+        zone.purges(),
+        vec![serde_json::json!({ "files": [format!("https://{PUBLIC_HOST}/api/products?a=1&b=2")] })]
+    );
 
     // Prefixes: only the zone API can (the Cache API cannot enumerate).
     let by_prefix = purge(r#"{"prefixes":["/api/products/"]}"#, SECRET).await;
@@ -279,7 +282,8 @@ async fn assets_and_cut_out_results_are_served_from_r2_with_validators_ranges_an
     objects.put_object("media/hero.txt", b"0123456789", "text/plain");
     objects.put_object("cutouts/4f1c2b/cutout.png", b"\x89PNG\r\n\x1a\nnot-really", "image/png");
     objects.put_object("uploads/secret/original.png", b"private", "image/png");
-    let mut setup = Setup::pools(&us.url(), &eu.url(), &zone.url()).var("EDGE_ASSET_PREFIXES", "assets/,media/,cutouts/");
+    let mut setup =
+        Setup::pools(&us.url(), &eu.url(), &zone.url()).var("EDGE_ASSET_PREFIXES", "assets/,media/,cutouts/");
     setup.objects = Some(&objects);
     let edge = Workerd::start(setup).await;
 
@@ -298,7 +302,10 @@ async fn assets_and_cut_out_results_are_served_from_r2_with_validators_ranges_an
     let tail = get_with(&edge.url, "/media/hero.txt", &[("range", "bytes=-3")]).await;
     assert_eq!((tail.status, tail.text().as_str()), (StatusCode::PARTIAL_CONTENT, "789"));
     let beyond = get_with(&edge.url, "/media/hero.txt", &[("range", "bytes=10-")]).await;
-    assert_eq!((beyond.status, beyond.header("content-range")), (StatusCode::RANGE_NOT_SATISFIABLE, Some("bytes */10")));
+    assert_eq!(
+        (beyond.status, beyond.header("content-range")),
+        (StatusCode::RANGE_NOT_SATISFIABLE, Some("bytes */10"))
+    );
     let head = send(&edge.url, Method::HEAD, "/media/hero.txt", &[], "").await;
     assert_eq!((head.status, head.header("content-length"), head.body.len()), (StatusCode::OK, Some("10"), 0));
 
@@ -433,7 +440,10 @@ async fn oversized_heads_and_bodies_are_refused_and_bodies_are_reframed() {
 
     let big_header = "x".repeat(10_000);
     let answer = get_with(&edge.url, "/api/orders/1", &[("x-padding", &big_header)]).await;
-    assert_eq!((answer.status, answer.error_code()), (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large".into()));
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large".into())
+    );
 
     let long_uri = format!("/api/products?q={}", "a".repeat(9000));
     assert_eq!(get(&edge.url, &long_uri).await.status, StatusCode::URI_TOO_LONG);
@@ -441,7 +451,7 @@ async fn oversized_heads_and_bodies_are_refused_and_bodies_are_reframed() {
     // Declared too large: refused before reading.
     let big = "y".repeat(2048);
     let answer = send(&edge.url, Method::POST, "/api/orders", &[("content-type", b"application/json")], &big).await;
-    assert_eq!((answer.status, answer.error_code()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".into()));
+    assert_eq!((answer.status, answer.error_code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into()));
     // Chunked, no length: refused once past the cap.
     let chunked = raw(
         &edge.url,
@@ -473,7 +483,8 @@ async fn smuggling_attempts_cannot_desynchronise_the_origin() {
     // is the client's next request, answered by the edge like any other; the POST, whose
     // body is shorter than its declared length, is refused. Nothing reaches the origin that
     // the edge did not answer, and what it forwards is framed by the edge itself.
-    let hidden = "0\r\n\r\nGET /api/orders/hidden HTTP/1.1\r\nHost: x\r\nx-edge-country: GB\r\nConnection: close\r\n\r\n";
+    let hidden =
+        "0\r\n\r\nGET /api/orders/hidden HTTP/1.1\r\nHost: x\r\nx-edge-country: GB\r\nConnection: close\r\n\r\n";
     let cl_te = format!(
         "POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{hidden}",
         hidden.len()
@@ -522,7 +533,9 @@ async fn header_values_beyond_ascii_are_passed_on_not_dropped() {
         let mut response = http::Response::builder().status(200).body(bytes::Bytes::from_static(b"{}")).unwrap();
         response.headers_mut().insert("x-echo", http::HeaderValue::from_bytes(&echoed).unwrap());
         let disposition = "inline; filename=\"café ☺.png\"";
-        response.headers_mut().insert("content-disposition", http::HeaderValue::from_bytes(disposition.as_bytes()).unwrap());
+        response
+            .headers_mut()
+            .insert("content-disposition", http::HeaderValue::from_bytes(disposition.as_bytes()).unwrap());
         Reply::Full(response)
     });
     let edge = Workerd::start(Setup::pools(&us.url(), &eu.url(), &zone.url())).await;
@@ -533,7 +546,10 @@ async fn header_values_beyond_ascii_are_passed_on_not_dropped() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(us.last().headers.get("x-note").unwrap().as_bytes(), note, "the origin got the bytes");
     assert_eq!(answer.headers.get("x-echo").unwrap().as_bytes(), note, "and the client got them back");
-    assert_eq!(answer.headers.get("content-disposition").unwrap().as_bytes(), "inline; filename=\"café ☺.png\"".as_bytes());
+    assert_eq!(
+        answer.headers.get("content-disposition").unwrap().as_bytes(),
+        "inline; filename=\"café ☺.png\"".as_bytes()
+    );
 
     // Bytes that are not UTF-8 reach the Worker already decoded by workerd (U+FFFD); the
     // request is neither refused nor stripped of the header.

@@ -64,7 +64,10 @@ fn check_build() {
         .ok()
         .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "wasm")));
     let Some(wasm) = wasm else {
-        panic!("the Worker is not built ({} has no .wasm): run scripts/worker-build.sh (make test does)", build.display())
+        panic!(
+            "the Worker is not built ({} has no .wasm): run scripts/worker-build.sh (make test does)",
+            build.display()
+        )
     };
     let built = std::fs::metadata(&wasm).and_then(|m| m.modified()).expect("wasm mtime");
     for sources in ["edge/src", "edge/worker/src"] {
@@ -209,11 +212,7 @@ impl Workerd {
 
     fn terminate(&mut self) {
         // SIGTERM, so Miniflare stops workerd; then make sure.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).stderr(Stdio::null()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -298,9 +297,7 @@ pub async fn try_send(
 }
 
 pub async fn send(base: &str, method: Method, path: &str, headers: &[(&str, &[u8])], body: &str) -> Answer {
-    try_send(base, method, path, headers, body.to_owned())
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    try_send(base, method, path, headers, body.to_owned()).await.unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 pub async fn get(base: &str, path: &str) -> Answer {
@@ -357,7 +354,10 @@ pub enum Reply {
     Full(Response<Bytes>),
     /// Sends the head and `bytes` of a body declared as `declared` bytes, then drops the
     /// connection: a process dying mid-response.
-    DieMidBody { bytes: Bytes, declared: usize },
+    DieMidBody {
+        bytes: Bytes,
+        declared: usize,
+    },
 }
 
 pub fn reply(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
@@ -406,12 +406,8 @@ impl Origin {
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let request = Seen {
-                                method: parts.method,
-                                uri: parts.uri.to_string(),
-                                headers: parts.headers,
-                                body,
-                            };
+                            let request =
+                                Seen { method: parts.method, uri: parts.uri.to_string(), headers: parts.headers, body };
                             let script = script.lock().unwrap().clone();
                             let answer = script(&request);
                             seen.lock().unwrap().push(request);
