@@ -85,7 +85,7 @@ enum Lookup {
     /// Nothing fresh or stale under the key.
     Missed,
     /// A hit or a stale hit, answered without asking the limiter.
-    Served(Outcome),
+    Served(Box<Outcome>),
 }
 
 /// What step 6 decided, for the finishing touches.
@@ -142,7 +142,7 @@ impl Edge {
             let looked_up =
                 if charges.is_empty() { Lookup::NotAsked } else { self.lookup(platform, &request, &client).await };
             let mut outcome = match looked_up {
-                Lookup::Served(outcome) => outcome,
+                Lookup::Served(outcome) => *outcome,
                 looked_up => match self.limit(platform, &charges, &client).await {
                     Some(limited) => Outcome::plain(limited),
                     None => self.route(platform, request, &client, looked_up).await,
@@ -264,15 +264,15 @@ impl Edge {
         let Some(entry) = platform.cache().get(&key).await else { return Lookup::Missed };
         let (method, headers) = (request.method(), request.headers());
         match entry.freshness(platform.clock().now()) {
-            Freshness::Fresh { age } => Lookup::Served(Outcome {
+            Freshness::Fresh { age } => Lookup::Served(Box::new(Outcome {
                 cache: CacheStatus::Hit,
                 ..Outcome::plain(from_cache(entry, age, method, headers))
-            }),
-            Freshness::Stale { age } => Lookup::Served(Outcome {
+            })),
+            Freshness::Stale { age } => Lookup::Served(Box::new(Outcome {
                 cache: CacheStatus::Stale,
                 revalidate: self.start_revalidation(&key, client),
                 ..Outcome::plain(from_cache(entry, age, method, headers))
-            }),
+            })),
             Freshness::Expired => Lookup::Missed,
         }
     }

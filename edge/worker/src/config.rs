@@ -95,7 +95,7 @@ impl WorkerConfig {
             })
         };
 
-        let public_host = get("EDGE_PUBLIC_HOST").ok_or_else(|| ConfigError::Missing("EDGE_PUBLIC_HOST"))?;
+        let public_host = get("EDGE_PUBLIC_HOST").ok_or(ConfigError::Missing("EDGE_PUBLIC_HOST"))?;
         if !public_host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b)) {
             return Err(invalid("EDGE_PUBLIC_HOST", "must be a host name like stolentee.com".into()));
         }
