@@ -11,6 +11,8 @@
 #   make lint       fmt --check + clippy -D warnings (no database needed)
 #   make bench-api  wrk load test of the release API; writes target/bench/api.md
 #   make bench-edge the release edge: hit/miss throughput, miss overhead, Artillery hit ratio
+#   make load-edge  the seed's load test through make dev's stack (Worker in workerd -> API ->
+#                   Postgres): Artillery phases + uploads/cut-outs; LOAD_SCALE=0.1 shortens it
 #   make bench-cutout  this engine vs rembg (onnxruntime) on the same photos and cores
 #   make model      fetch the cut-out model weights (checksummed) into models/
 #   make deploy     the whole shop on AWS + Cloudflare: preflight, checks, arm64 build, migrate,
@@ -34,7 +36,7 @@ MOTO := scripts/moto.sh
 FMT_CHECK := $(CARGO) fmt --all -- --check
 CLIPPY := $(CARGO) clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help dev test migrate seed fmt lint bench-api bench-edge bench-cutout model deploy clean-dev \
+.PHONY: help dev test migrate seed fmt lint bench-api bench-edge load-edge bench-cutout model deploy clean-dev \
         deploy-build smoke-arm64 bench-cold-start \
         check-cargo check-rustfmt check-clippy
 
@@ -88,9 +90,13 @@ lint: check-rustfmt check-clippy
 #     the recipe ends, passing or failing (the trap); what was already running is left alone.
 #  2. the u2netp model (md5-checked) and the rembg virtualenv: the parity test runs rembg
 #     itself (CUTOUT_PARITY=1 makes a missing model or virtualenv a failure, not a skip)
+#     then the edge Worker (scripts/worker-build.sh: wasm32 target, wasm-bindgen-cli,
+#     worker-build, Node 22, wrangler/workerd, esbuild — pinned, into .tools/ — and the
+#     release wasm build): edge/worker/tests/workerd.rs runs it in workerd and fails, never
+#     skips, when it cannot
 #  3. format check  4. link rules  5. clippy
 #  6. the deploy's offline checks: cfn-lint, the SAM template expanded per region and linted
-#  7. unit + integration tests of the whole workspace (the deploy rules among them)
+#  7. unit + integration tests of the whole workspace (the deploy rules, the workerd suite)
 #  8. `make deploy DRY_RUN=1` in an empty environment (no credentials): the plan it prints
 test: check-rustfmt check-clippy
 	@echo "==> 1/8 services: Postgres + moto"
@@ -100,6 +106,8 @@ test: check-rustfmt check-clippy
 	echo "==> 2/8 cut-out model + rembg reference virtualenv"
 	scripts/fetch-model.sh
 	scripts/rembg-venv.sh
+	echo "==> 2/8 the edge Worker for the workerd suite: pinned tools into .tools/, wasm32 build"
+	scripts/worker-build.sh
 	export CUTOUT_PARITY=1 MODELS_DIR="$$PWD/models"
 	echo "==> 3/8 $(FMT_CHECK)"
 	$(FMT_CHECK)
@@ -114,7 +122,7 @@ test: check-rustfmt check-clippy
 	echo "==> 8/8 make deploy DRY_RUN=1 with no credentials in the environment"
 	env -i PATH="$$PATH" HOME="$$HOME" $${CARGO_HOME:+CARGO_HOME="$$CARGO_HOME"} \
 	  $${RUSTUP_HOME:+RUSTUP_HOME="$$RUSTUP_HOME"} $${CARGO_TARGET_DIR:+CARGO_TARGET_DIR="$$CARGO_TARGET_DIR"} \
-	  DEPLOY_PLAN="$$(scripts/lib.sh >/dev/null; source scripts/lib.sh && cargo_target_dir)/debug/deploy-plan" \
+	  DEPLOY_PLAN="$$(source scripts/lib.sh && cargo_target_dir)/debug/deploy-plan" \
 	  make --no-print-directory deploy DRY_RUN=1 >"$$(mkdir -p target && echo target/deploy-dry-run.md)"
 	echo "    the plan: target/deploy-dry-run.md"
 	echo "==> make test: all green"
@@ -125,6 +133,9 @@ bench-api: check-cargo
 
 bench-edge: check-cargo
 	scripts/bench-edge.sh
+
+load-edge: check-cargo
+	scripts/load-edge.sh
 
 bench-cutout: check-cargo
 	scripts/fetch-model.sh

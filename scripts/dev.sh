@@ -6,14 +6,20 @@
 #   2. migrations + seed catalog (stolentee-db `migrate --seed`, idempotent)
 #   3. the API function + remove-bg worker (stolentee-dev) on API_BIND (default
 #      127.0.0.1:3000) and, as a second origin pool, on API_BIND_SECOND (127.0.0.1:3001)
-#   4. the edge (stolentee-edge) on EDGE_BIND (127.0.0.1:8787) in front of both: pool
-#      us-west = :3000 (the Americas, Oceania, fallback), eu-west = :3001 (Europe, Africa,
-#      Asia); `x-edge-country: GB` picks the client's country (local mode only)
+#   4. the edge — the shipping Cloudflare Worker, built for wasm32 (scripts/worker-build.sh)
+#      and run in workerd (edge/worker/local.mjs on the pinned Node, scripts/edge-tools.sh)
+#      — on EDGE_BIND (127.0.0.1:8787) in front of both: pool us-west = :3000 (the
+#      Americas, Oceania, fallback), eu-west = :3001 (Europe, Africa, Asia). Local R2 (the
+#      object store mirrored into it: assets, media, cut-out results), the RateLimiter and
+#      HealthBoard Durable Objects and the Cache API live under .dev/workerd; the Cron
+#      Trigger fires every EDGE_WORKERD_CRON_SECS (15). `request.cf` comes from the
+#      `MF-CF-Blob` header locally, e.g. -H 'mf-cf-blob: {"country":"GB","continent":"EU"}'
 #
 # On Ctrl-C / TERM / exit it stops every process it started, in reverse order, and the
 # project-local Postgres cluster only if this script started it.
 #
 # Environment: DATABASE_URL, API_BIND, RUST_LOG (default info), LOG_FORMAT (default text),
+# DEV_PROFILE (debug, or release for optimised binaries),
 # DB_MAX_CONNECTIONS, MAX_CONCURRENCY, DATABASE_READ_URL (passed through to the API),
 # API_BIND_SECOND, EDGE_BIND, EDGE_* (the edge's keys: see edge/README.md).
 set -euo pipefail
@@ -33,6 +39,10 @@ READY_TIMEOUT="${READY_TIMEOUT:-60}"
 
 need_cmd cargo "install Rust from https://rustup.rs"
 need_cmd curl "apt-get install -y curl"
+# The edge's pinned toolchain (wasm32 target, wasm-bindgen-cli, worker-build, Node 22,
+# wrangler/workerd, esbuild) into .tools/; a no-op once installed.
+scripts/edge-tools.sh all
+eval "$(scripts/edge-tools.sh env)"
 
 # Everything started with start_bg is stopped on exit (newest first), then Postgres if this
 # script started it.
@@ -53,10 +63,16 @@ on_exit 'say stopped'
 # 2. Build every binary in one cargo invocation, then run them from the target directory:
 #    separate `cargo run -p …` calls unify features per package set and rebuilt the shared
 #    dependencies up to three times (measured: +8 min on 2 cores).
-say "building migrate, the API + worker and the edge"
-cargo build -p stolentee-db --bin migrate -p stolentee-dev-stack --bin stolentee-dev \
-  -p stolentee-edge --bin stolentee-edge
-BIN="$(cargo_target_dir)/debug"
+# DEV_PROFILE=release builds optimised binaries (make load-edge measures with them).
+case "${DEV_PROFILE:-debug}" in
+  debug) profile_flag=() BIN="$(cargo_target_dir)/debug" ;;
+  release) profile_flag=(--release) BIN="$(cargo_target_dir)/release" ;;
+  *) die "DEV_PROFILE must be debug or release" ;;
+esac
+say "building migrate and the API + worker (${DEV_PROFILE:-debug})"
+cargo build "${profile_flag[@]}" -p stolentee-db --bin migrate -p stolentee-dev-stack --bin stolentee-dev
+say "building the edge Worker (wasm32)"
+scripts/worker-build.sh
 
 # Migrations + seed
 say "migrating and seeding"
@@ -80,15 +96,26 @@ API_PID="$BG_PID"
 wait_http api "$API_URL/health/ready" "$API_PID" "$READY_TIMEOUT"
 wait_http api-second "$API2_URL/health/ready" "$API_PID" "$READY_TIMEOUT"
 
-# 5. The edge in front of both origins: catalog cache, geo pools with failover, assets from
-#    the local object store's directory, rate limits, security headers, CORS.
+# 5. The edge in front of both origins — the Worker in workerd: catalog cache, geo pools
+#    with failover and cron probes, assets from R2, rate limits in a Durable Object,
+#    security headers, CORS. Every EDGE_*/CF_* variable overrides wrangler.toml's [vars].
+export EDGE_PUBLIC_HOST="${EDGE_PUBLIC_HOST:-localhost}"
 export EDGE_POOLS="${EDGE_POOLS:-us-west=$API_URL;eu-west=$API2_URL}"
 export EDGE_CONTINENT_POOLS="${EDGE_CONTINENT_POOLS:-NA=us-west,SA=us-west,OC=us-west,EU=eu-west,AF=eu-west,AS=eu-west}"
+export EDGE_COUNTRY_POOLS="${EDGE_COUNTRY_POOLS:-}"
 export EDGE_FALLBACK_POOL="${EDGE_FALLBACK_POOL:-us-west}"
-export EDGE_HEALTH_PROBE_SECS="${EDGE_HEALTH_PROBE_SECS:-5}"
-export EDGE_AFFINITY_COOKIE="${EDGE_AFFINITY_COOKIE:-on}"
 export EDGE_CORS_ORIGINS="${EDGE_CORS_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
-start_bg edge - "$BIN/stolentee-edge"
+# Cut-out results are stored under cutouts/: served at /cutouts/<job>/… from the local R2.
+export EDGE_ASSET_PREFIXES="${EDGE_ASSET_PREFIXES:-assets/,media/,cutouts/}"
+# One location locally: purges clear the local Cache API; no zone purge API to call.
+export EDGE_PURGE_SCOPE="${EDGE_PURGE_SCOPE:-colo}"
+export EDGE_HEALTH_COOLDOWN_SECS="${EDGE_HEALTH_COOLDOWN_SECS:-15}"
+export EDGE_WORKERD_BIND="$EDGE_BIND"
+export EDGE_WORKERD_STATE="${EDGE_WORKERD_STATE:-$PWD/.dev/workerd}"
+export EDGE_WORKERD_OBJECTS="$LOCAL_OBJECTS_DIR"
+export EDGE_WORKERD_CRON_SECS="${EDGE_WORKERD_CRON_SECS:-15}"
+mkdir -p "$LOCAL_OBJECTS_DIR/data"
+start_bg edge - node edge/worker/local.mjs
 wait_http edge "$EDGE_URL/__edge/health" "$BG_PID" "$READY_TIMEOUT"
 
 # ---------------------------------------------------------------------------------------
@@ -101,9 +128,10 @@ cat >&2 <<EOF
     API        $API_URL (pool us-west), $API2_URL (pool eu-west)
     Postgres   $redacted_db
 
-  Try (through the edge; x-edge-country sets your country locally):
+  Try (through the edge — the Worker in workerd; mf-cf-blob sets request.cf locally):
     curl -si $EDGE_URL/api/products | grep -iE '^(x-cache|x-edge-pool)'
-    curl -si $EDGE_URL/api/products -H 'x-edge-country: GB' | grep -iE '^(x-cache|x-edge-pool)'
+    curl -si $EDGE_URL/api/jobs/00000000-0000-4000-8000-000000000000 \
+      -H 'mf-cf-blob: {"country":"GB","continent":"EU"}' | grep -iE '^x-edge-pool'
     curl -s  $EDGE_URL/__edge/health
     curl -s -X POST $EDGE_URL/__edge/purge -H "authorization: Bearer $EDGE_PURGE_SECRET" -d '{"keys":["/api/products"]}'
 

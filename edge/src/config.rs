@@ -61,6 +61,9 @@ pub struct EdgeConfig {
     pub origin_timeout: Duration,
     /// Active `GET /health` probes of every origin this often (`None`: passive health only).
     pub probe_interval: Option<Duration>,
+    /// The path active probes `GET` on every origin (`EDGE_HEALTH_PATH`, default
+    /// `/health/ready`: the API's readiness, which checks its database).
+    pub health_path: String,
     /// Name of the pool-affinity cookie (`None`: no affinity).
     pub affinity_cookie: Option<String>,
     pub affinity_max_age: Duration,
@@ -137,6 +140,10 @@ impl EdgeConfig {
             0 => None,
             n => Some(Duration::from_secs(n)),
         };
+        let health_path = get("EDGE_HEALTH_PATH").unwrap_or_else(|| "/health/ready".to_owned());
+        if !health_path.starts_with('/') || health_path.parse::<http::uri::PathAndQuery>().is_err() {
+            return Err(invalid("EDGE_HEALTH_PATH", "must be a path starting with /".into()));
+        }
         let affinity_cookie = match get("EDGE_AFFINITY_COOKIE").as_deref() {
             None | Some("off" | "false" | "0") => None,
             Some("on" | "true" | "1") => Some("__edge_pool".to_owned()),
@@ -202,6 +209,7 @@ impl EdgeConfig {
             health,
             origin_timeout,
             probe_interval,
+            health_path,
             affinity_cookie,
             affinity_max_age,
             cached_prefixes,

@@ -3,7 +3,8 @@
 //! 1. hostile-input bounds (431 for oversized headers, 414 for long URIs);
 //! 2. the edge's own endpoints (`POST /__edge/purge`, `GET /__edge/health`);
 //! 3. CORS preflights, answered here;
-//! 4. rate limits for `/api/` (429 + `Retry-After`);
+//! 4. rate limits for `/api/` (429 + `Retry-After`), except for cache hits of cacheable
+//!    reads, which are looked up first and cost no token;
 //! 5. assets from the bucket (`/assets/*`, `/media/*`);
 //! 6. everything else to an origin pool: from the cache when allowed (HIT, or STALE with one
 //!    background refresh), else forwarded with failover, and stored when cacheable;
@@ -22,7 +23,7 @@ use http::header::{
     HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH, ORIGIN, RETRY_AFTER, SET_COOKIE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::assets::{self, AssetKey, AssetPathError, AssetPlan};
@@ -77,6 +78,16 @@ impl Revalidation {
     }
 }
 
+/// What the cache said before the limiter was asked.
+enum Lookup {
+    /// Not a cacheable read (or over the bounds): the cache was not asked.
+    NotAsked,
+    /// Nothing fresh or stale under the key.
+    Missed,
+    /// A hit or a stale hit, answered without asking the limiter.
+    Served(Box<Outcome>),
+}
+
 /// What step 6 decided, for the finishing touches.
 struct Outcome {
     response: Response<Bytes>,
@@ -125,9 +136,17 @@ impl Edge {
             let method = request.method().clone();
             let charges = self.config.rate_limits.charges(request.method(), request.uri().path());
 
-            let mut outcome = match self.limit(platform, &charges, &client).await {
-                Some(limited) => Outcome::plain(limited),
-                None => self.route(platform, request, &client).await,
+            // Cache hits of public reads are answered before the limiter is asked: they
+            // cost the origins nothing, and on Cloudflare asking means a Durable Object
+            // round trip. Everything that reaches an origin is still charged.
+            let looked_up =
+                if charges.is_empty() { Lookup::NotAsked } else { self.lookup(platform, &request, &client).await };
+            let mut outcome = match looked_up {
+                Lookup::Served(outcome) => *outcome,
+                looked_up => match self.limit(platform, &charges, &client).await {
+                    Some(limited) => Outcome::plain(limited),
+                    None => self.route(platform, request, &client, looked_up).await,
+                },
             };
 
             // A failed login is charged after the fact.
@@ -209,18 +228,65 @@ impl Edge {
         None
     }
 
-    /// Steps 1–3, 5 and 6.
-    async fn route<P: Platform>(&self, platform: &P, request: Request<Bytes>, client: &ClientInfo) -> Outcome {
+    /// Step 1: `Some(431 | 414)` for a request over the bounds.
+    fn over_bounds(&self, request: &Request<Bytes>) -> Option<Response<Bytes>> {
         let header_bytes: usize = request.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
         if header_bytes > self.config.max_header_bytes {
-            return Outcome::plain(error(
+            return Some(error(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers_too_large",
                 "request headers are too large",
             ));
         }
         if request.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES {
-            return Outcome::plain(error(StatusCode::URI_TOO_LONG, "uri_too_long", "request URI is too long"));
+            return Some(error(StatusCode::URI_TOO_LONG, "uri_too_long", "request URI is too long"));
+        }
+        None
+    }
+
+    /// The cache, asked before the limiter: a fresh or stale entry for a cacheable read is
+    /// served from here. Requests over the bounds, uncacheable ones (credentials, cookies,
+    /// ranges, writes, paths outside the cached prefixes) and the edge's own paths are left
+    /// to [`Self::route`].
+    async fn lookup<P: Platform>(&self, platform: &P, request: &Request<Bytes>, client: &ClientInfo) -> Lookup {
+        if self.over_bounds(request).is_some() {
+            return Lookup::NotAsked;
+        }
+        let Ok(key) = cache::request_key(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            &self.config.cached_prefixes,
+            self.config.affinity_cookie.as_deref(),
+        ) else {
+            return Lookup::NotAsked;
+        };
+        let Some(entry) = platform.cache().get(&key).await else { return Lookup::Missed };
+        let (method, headers) = (request.method(), request.headers());
+        match entry.freshness(platform.clock().now()) {
+            Freshness::Fresh { age } => Lookup::Served(Box::new(Outcome {
+                cache: CacheStatus::Hit,
+                ..Outcome::plain(from_cache(entry, age, method, headers))
+            })),
+            Freshness::Stale { age } => Lookup::Served(Box::new(Outcome {
+                cache: CacheStatus::Stale,
+                revalidate: self.start_revalidation(&key, client),
+                ..Outcome::plain(from_cache(entry, age, method, headers))
+            })),
+            Freshness::Expired => Lookup::Missed,
+        }
+    }
+
+    /// Steps 1–3, 5 and 6.
+    async fn route<P: Platform>(
+        &self,
+        platform: &P,
+        request: Request<Bytes>,
+        client: &ClientInfo,
+        looked_up: Lookup,
+    ) -> Outcome {
+        if let Some(response) = self.over_bounds(&request) {
+            return Outcome::plain(response);
         }
         let path = request.uri().path();
         if path == PURGE_PATH {
@@ -235,11 +301,17 @@ impl Edge {
         if let Some(route) = self.config.assets.iter().find(|r| path.starts_with(&r.url_prefix)) {
             return Outcome::plain(self.serve_asset(platform, &request, route).await);
         }
-        self.proxy(platform, request, client).await
+        self.proxy(platform, request, client, matches!(looked_up, Lookup::Missed)).await
     }
 
-    /// Step 6.
-    async fn proxy<P: Platform>(&self, platform: &P, request: Request<Bytes>, client: &ClientInfo) -> Outcome {
+    /// Step 6. `missed`: [`Self::lookup`] already found nothing usable in the cache.
+    async fn proxy<P: Platform>(
+        &self,
+        platform: &P,
+        request: Request<Bytes>,
+        client: &ClientInfo,
+        missed: bool,
+    ) -> Outcome {
         let (mut parts, body) = request.into_parts();
         let affinity = self.affinity_pool(&parts.headers);
         let key = cache::request_key(
@@ -257,7 +329,8 @@ impl Edge {
         };
 
         let now = platform.clock().now();
-        if let Some(entry) = platform.cache().get(&key).await {
+        let entry = if missed { None } else { platform.cache().get(&key).await };
+        if let Some(entry) = entry {
             match entry.freshness(now) {
                 Freshness::Fresh { age } => {
                     return Outcome {
@@ -555,27 +628,71 @@ impl Edge {
         json(StatusCode::OK, serde_json::json!({ "status": "ok", "pools": pools }))
     }
 
-    /// Active health: `GET /health` on every origin; a pool with one answering origin is up,
-    /// one with none gets a failure recorded. Hosts call this every `probe_interval`.
+    /// Active health, as one step: [`Self::probe_pools`], then [`Self::apply_probes`]. The
+    /// native host runs this every `EDGE_HEALTH_PROBE_SECS`.
     pub async fn probe<P: Platform>(&self, platform: &P) {
-        for (i, pool) in self.config.steering.pools().iter().enumerate() {
-            let id = PoolId(i);
-            let mut any_up = false;
+        let report = self.probe_pools(platform).await;
+        self.apply_probes(&report);
+    }
+
+    /// `GET` [`EdgeConfig::health_path`] on every origin of every pool: a pool with one
+    /// origin answering 2xx is up. The Worker's Cron Trigger runs this and publishes the
+    /// report for every isolate to apply.
+    pub async fn probe_pools<P: Platform>(&self, platform: &P) -> ProbeReport {
+        let timeout = self.config.origin_timeout.min(Duration::from_secs(5));
+        let mut pools = Vec::with_capacity(self.config.steering.pools().len());
+        for pool in self.config.steering.pools() {
+            let mut up = false;
             for origin in &pool.origins {
-                let Ok(uri) = origin.uri_for("/health") else { continue };
-                let request = Request::get(uri).body(Bytes::new()).unwrap_or_else(|_| Request::new(Bytes::new()));
-                let timeout = self.config.origin_timeout.min(Duration::from_secs(5));
-                if let Ok(response) = platform.origin().send(origin, request, timeout).await {
-                    any_up |= response.status().is_success();
+                let Ok(uri) = origin.uri_for(&self.config.health_path) else { continue };
+                let Ok(request) = Request::get(uri).body(Bytes::new()) else { continue };
+                match platform.origin().send(origin, request, timeout).await {
+                    Ok(response) if response.status().is_success() => up = true,
+                    Ok(response) => {
+                        tracing::info!(pool = %pool.name, %origin, status = response.status().as_u16(), "probe: not ready")
+                    }
+                    Err(e) => tracing::info!(pool = %pool.name, %origin, error = %e, "probe failed"),
+                }
+                if up {
+                    break;
                 }
             }
-            if any_up {
+            pools.push(PoolProbe { pool: pool.name.as_str().to_owned(), up });
+        }
+        ProbeReport { probed_at_ms: crate::ratelimit::unix_ms(platform.clock().now()), pools }
+    }
+
+    /// Applies a probe report (this isolate's, or one the Cron Trigger published): a pool
+    /// that answered is up now, whatever its record; one that did not is down for the
+    /// cool-down, counted from the probe. Pools the report does not name (another
+    /// configuration's) are left alone.
+    pub fn apply_probes(&self, report: &ProbeReport) {
+        let probed_at = std::time::UNIX_EPOCH + Duration::from_millis(report.probed_at_ms);
+        for probe in &report.pools {
+            let Some(id) = self.config.steering.find(&probe.pool) else { continue };
+            if probe.up {
                 self.health.mark_up(id);
-            } else if self.health.record_failure(id, platform.clock().now()) == HealthChange::MarkedDown {
-                tracing::warn!(pool = %pool.name, "pool marked down by health probes");
+            } else if self.health.mark_down(id, probed_at) == HealthChange::MarkedDown {
+                tracing::warn!(pool = %probe.pool, "pool marked down by health probes");
             }
         }
     }
+}
+
+/// The result of one round of active probes. Serialisable: the Worker's Cron Trigger
+/// stores it for the request path of every isolate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// When the round started (Unix ms).
+    pub probed_at_ms: u64,
+    pub pools: Vec<PoolProbe>,
+}
+
+/// One pool in a [`ProbeReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolProbe {
+    pub pool: String,
+    pub up: bool,
 }
 
 /// Headers that belong to one connection, never forwarded in either direction.

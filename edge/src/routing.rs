@@ -308,6 +308,19 @@ impl PoolHealth {
         }
     }
 
+    /// An active probe failed at `at`: the pool is down until `at` + the cool-down (unless
+    /// that has already passed).
+    pub fn mark_down(&self, id: PoolId, at: SystemTime) -> HealthChange {
+        let mut state = self.state(id);
+        let until = at + self.policy.cooldown;
+        if state.down_until.is_some_and(|current| current >= until) {
+            return HealthChange::Unchanged;
+        }
+        state.recent_failures.clear();
+        state.down_until = Some(until);
+        HealthChange::MarkedDown
+    }
+
     /// An active probe succeeded: the pool is up now, whatever its record.
     pub fn mark_up(&self, id: PoolId) {
         *self.state(id) = PoolState::default();

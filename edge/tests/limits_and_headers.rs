@@ -52,6 +52,32 @@ async fn the_101st_api_request_in_15_minutes_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn cache_hits_of_the_public_catalog_spend_no_tokens_but_every_origin_request_does() {
+    let h = Harness::new(&[("EDGE_RATE_API", "3/15m")]);
+    h.origins().set("us.test", |_| answer(200, &[("cache-control", "public, max-age=60")], "[]"));
+    let visitor = ip("198.51.100.9");
+    // One miss fills the cache (a token), then hits cost nothing, however many.
+    for _ in 0..20 {
+        let r = h.send_from(request(Method::GET, "/api/products", &[]), visitor).await.response;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(h.origins().total(), 1);
+    // Cache-busting queries, credentials and writes reach the origin and are charged: two
+    // tokens were left, the third such request is refused.
+    let busted = h.send_from(request(Method::GET, "/api/products?page=2", &[]), visitor).await.response;
+    assert_eq!(busted.status(), StatusCode::OK);
+    let authed =
+        h.send_from(request(Method::GET, "/api/products", &[("authorization", "Bearer x")]), visitor).await.response;
+    assert_eq!(authed.status(), StatusCode::OK);
+    let refused = h.send_from(request(Method::GET, "/api/products?page=3", &[]), visitor).await.response;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(h.origins().total(), 3);
+    // Hits are still served to a visitor whose bucket is empty.
+    let hit = h.send_from(request(Method::GET, "/api/products", &[]), visitor).await.response;
+    assert_eq!((hit.status(), header(&hit, "x-cache")), (StatusCode::OK, Some("HIT")));
+}
+
+#[tokio::test]
 async fn a_storefront_polling_a_job_every_2_s_for_15_minutes_is_not_limited() {
     let h = Harness::new(&[]);
     api_ok(&h);

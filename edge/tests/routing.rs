@@ -189,11 +189,13 @@ async fn the_origin_learns_who_the_client_is_but_not_the_local_country_header() 
 }
 
 #[tokio::test]
-async fn active_probes_mark_pools_down_and_up() {
-    let h = Harness::new(&[("EDGE_HEALTH_FAILURES", "1")]);
+async fn one_failed_probe_marks_a_pool_down_and_one_answer_brings_it_back() {
+    // Probes are deliberate readiness checks: unlike passive failures (three in the
+    // window by default), a single failed round takes the pool out.
+    let h = Harness::new(&[]);
     all_healthy(&h);
     h.origins().set("eu.test", |req| {
-        if req.uri().path() == "/health" { answer(503, &[], "") } else { answer(200, &[], "eu") }
+        if req.uri().path() == "/health/ready" { answer(503, &[], "") } else { answer(200, &[], "eu") }
     });
     h.edge.probe(&h.platform).await;
     let up = h.edge.health().snapshot(h.platform.clock.now_for_tests());

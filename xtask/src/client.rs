@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -47,9 +47,24 @@ pub async fn exchange(
     url: &str,
     body: Option<Bytes>,
 ) -> Result<Answer, ExchangeError> {
+    exchange_with(client, method, url, &[], body).await
+}
+
+/// [`exchange`] with extra request headers (set after the content type, so they may
+/// replace it).
+pub async fn exchange_with(
+    client: &Client,
+    method: Method,
+    url: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    body: Option<Bytes>,
+) -> Result<Answer, ExchangeError> {
     let mut request = Request::builder().method(method).uri(url);
     if body.is_some() {
         request = request.header(CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(name, value);
     }
     let request = request
         .body(Full::new(body.unwrap_or_default()))
@@ -61,6 +76,16 @@ pub async fn exchange(
         Ok(Answer { status: parts.status, headers: parts.headers, body })
     };
     tokio::time::timeout(TIMEOUT, whole).await.map_err(|_| ExchangeError::Timeout(TIMEOUT))?
+}
+
+/// The address a load generator's simulated visitor number `n` comes from: distinct per
+/// visitor inside 198.18.0.0/15 (RFC 2544's benchmarking range), so per-client rate limits
+/// see many visitors, as in production, rather than one. Only ever a header value: the
+/// traffic itself goes to 127.0.0.1.
+pub fn visitor_ip(n: u64) -> HeaderValue {
+    let n = n % (1 << 17);
+    let ip = std::net::Ipv4Addr::new(198, 18 + (n >> 16) as u8, (n >> 8) as u8, n as u8);
+    HeaderValue::from_str(&ip.to_string()).expect("an IPv4 address is a valid header value")
 }
 
 /// Runs a future on a fresh multi-threaded runtime (one per generator run; the benchmark

@@ -3,21 +3,29 @@
 //!
 //! | trait | binding |
 //! |---|---|
-//! | `EdgeCache` | [`CfCache`]: `worker::Cache` (the colo's Cache API); global purge through the zone's purge API when `CF_API_TOKEN` + `CF_ZONE_ID` are set |
+//! | `EdgeCache` | [`CfCache`]: `worker::Cache` (the location's Cache API); purges also go to the zone purge API, so they reach every location |
 //! | `Bucket` | [`R2Assets`]: the R2 bucket bound as `ASSETS` |
-//! | `OriginClient` | [`FetchOrigin`]: `Fetch` with an `AbortController` deadline, redirects passed through |
+//! | `OriginClient` | [`FetchOrigin`]: `Fetch` with an `AbortController` deadline, redirects passed through, bodies bounded |
 //! | `RateLimitStore` | [`DurableLimits`]: one [`RateLimiter`] Durable Object per client and route class |
 //! | `ClientGeo` | [`CfGeo`]: `CF-Connecting-IP` and `req.cf()` (country, continent, colo) |
 //! | `Clock` | [`DateClock`]: `Date.now()` (`SystemTime::now()` panics on wasm32) |
 //!
+//! Besides `fetch`, a `scheduled` handler (the Cron Trigger) probes every pool's readiness
+//! and publishes the result on the [`HealthBoard`] Durable Object, which every isolate reads
+//! after its responses (`health`).
+//!
 //! Why a Durable Object and not the rate-limiting binding: the binding's period is 10 s or
 //! 60 s only, so "100 per 15 minutes" and "10 per hour" cannot be expressed, and its counts
-//! are per-colo approximations. A Durable Object per key is one strongly consistent token
-//! bucket worldwide, holding the same `TokenBucket` the native host keeps in memory.
+//! are per-location approximations. A Durable Object per key is one strongly consistent
+//! token bucket worldwide, holding the same `TokenBucket` the native host keeps in memory.
 //!
 //! The edge state (configuration, pool health, refreshes in flight) lives once per isolate.
-//! This crate type-checks natively (`cargo check -p stolentee-edge-worker`); its JS-backed
-//! types only work inside workerd. Build with `worker-build --release` (see `../README.md`).
+//! The crate type-checks and unit-tests natively; its JS-backed types only work inside
+//! workerd, where `make test` runs it (`tests/workerd.rs`). Build: `scripts/worker-build.sh`.
+
+mod config;
+mod convert;
+mod health;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,16 +43,29 @@ use futures_util::future::{Either, select};
 use serde::{Deserialize, Serialize};
 use worker::{
     AbortController, Cache, CacheDeletionOutcome, Context, Date, Delay, DurableObject, Env, Fetch, Headers, Method,
-    ObjectNamespace, Request, RequestInit, RequestRedirect, Response, State, durable_object, event,
+    ObjectNamespace, Request, RequestInit, RequestRedirect, Response, ScheduleContext, ScheduledEvent, State,
+    durable_object, event,
 };
+
+pub use config::{PurgeScope, WorkerConfig, ZonePurge};
+pub use convert::RequestError;
+pub use health::HealthBoard;
 
 /// Binding names (see `../wrangler.toml`).
 const ASSETS_BINDING: &str = "ASSETS";
 const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
 
+/// What one isolate keeps between requests: the edge (configuration, pool health,
+/// refreshes in flight), the Worker's own configuration and when the health board was read.
+struct Isolate {
+    edge: Edge,
+    config: WorkerConfig,
+    board: health::BoardSync,
+}
+
 thread_local! {
-    /// One edge per isolate: built from the environment on the first request.
-    static EDGE: RefCell<Option<Rc<Edge>>> = const { RefCell::new(None) };
+    /// One per isolate: built from the environment on the first event.
+    static ISOLATE: RefCell<Option<Rc<Isolate>>> = const { RefCell::new(None) };
 }
 
 /// A Worker var or secret (secrets win), empty treated as unset.
@@ -52,62 +73,141 @@ fn lookup(env: &Env, key: &str) -> Option<String> {
     env.secret(key).ok().map(|s| s.to_string()).or_else(|| env.var(key).ok().map(|v| v.to_string()))
 }
 
-fn edge_for(env: &Env) -> Result<Rc<Edge>, edge::ConfigError> {
-    if let Some(edge) = EDGE.with(|cell| cell.borrow().clone()) {
-        return Ok(edge);
+fn isolate(env: &Env) -> Result<Rc<Isolate>, edge::ConfigError> {
+    if let Some(isolate) = ISOLATE.with(|cell| cell.borrow().clone()) {
+        return Ok(isolate);
     }
-    let edge = Rc::new(Edge::new(EdgeConfig::from_lookup(|k| lookup(env, k))?));
-    EDGE.with(|cell| *cell.borrow_mut() = Some(edge.clone()));
-    Ok(edge)
+    let isolate = Rc::new(Isolate {
+        edge: Edge::new(EdgeConfig::from_lookup(|k| lookup(env, k))?),
+        config: WorkerConfig::from_lookup(|k| lookup(env, k))?,
+        board: health::BoardSync::default(),
+    });
+    ISOLATE.with(|cell| *cell.borrow_mut() = Some(isolate.clone()));
+    Ok(isolate)
+}
+
+fn configuration_error(e: &edge::ConfigError) -> worker::Result<Response> {
+    worker::console_error!("edge configuration: {e}");
+    from_http(edge::edge::error(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "edge_misconfigured",
+        &format!("edge configuration: {e}"),
+    ))
 }
 
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let edge = match edge_for(&env) {
-        Ok(edge) => edge,
-        Err(e) => return Response::error(format!("edge configuration: {e}"), 500),
+    let isolate = match isolate(&env) {
+        Ok(isolate) => isolate,
+        Err(e) => return configuration_error(&e),
     };
     let geo = CfGeo::from_request(&req);
-    let request = to_http(req).await?;
+    let request = match to_http(req, isolate.config.max_body_bytes).await {
+        Ok(request) => request,
+        Err(e) => {
+            let mut refused = edge::edge::error(e.status(), e.code(), &e.to_string());
+            edge::headers::apply_security(refused.headers_mut(), false);
+            return from_http(refused);
+        }
+    };
     let (parts, body) = request.into_parts();
     let client = geo.locate(&parts);
-    let platform = WorkerPlatform::new(&env)?;
-    let handled = edge.handle(&platform, http::Request::from_parts(parts, body), client).await;
+    let platform = Rc::new(WorkerPlatform::new(&env, &isolate.config)?);
+    let handled = isolate.edge.handle(platform.as_ref(), http::Request::from_parts(parts, body), client).await;
     let response = from_http(handled.response)?;
     if let Some(job) = handled.revalidate {
         // The refresh runs after the response is sent; the runtime keeps the isolate alive.
-        ctx.wait_until(async move { edge.revalidate(&platform, job).await });
+        let (isolate, platform) = (isolate.clone(), platform.clone());
+        ctx.wait_until(async move { isolate.edge.revalidate(platform.as_ref(), job).await });
+    }
+    let every_ms = isolate.config.health_board_every.as_millis() as u64;
+    if isolate.board.due(Date::now().as_millis(), every_ms) {
+        let namespace = env.durable_object(health::HEALTH_BOARD_BINDING)?;
+        ctx.wait_until(async move { sync_health(&isolate, &namespace).await });
     }
     Ok(response)
 }
 
-async fn to_http(mut req: Request) -> worker::Result<http::Request<Bytes>> {
-    let url = req.url()?;
+/// Applies the board's report if it is newer than the last this isolate applied.
+async fn sync_health(isolate: &Isolate, namespace: &ObjectNamespace) {
+    match health::read(namespace).await {
+        Ok(Some(report)) if isolate.board.is_new(&report) => isolate.edge.apply_probes(&report),
+        Ok(_) => {}
+        Err(e) => worker::console_warn!("reading the health board failed: {e}"),
+    }
+}
+
+/// The Cron Trigger: probe every pool's readiness path, apply the result here and publish
+/// it for every other isolate.
+#[event(scheduled)]
+pub async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let isolate = match isolate(&env) {
+        Ok(isolate) => isolate,
+        Err(e) => return worker::console_error!("edge configuration: {e}"),
+    };
+    let platform = match WorkerPlatform::new(&env, &isolate.config) {
+        Ok(platform) => platform,
+        Err(e) => return worker::console_error!("bindings: {e}"),
+    };
+    let report = isolate.edge.probe_pools(&platform).await;
+    isolate.board.is_new(&report);
+    isolate.edge.apply_probes(&report);
+    let published = match env.durable_object(health::HEALTH_BOARD_BINDING) {
+        Ok(namespace) => health::publish(&namespace, &report).await,
+        Err(e) => Err(e),
+    };
+    match published {
+        Ok(()) => worker::console_log!("health probes: {}", serde_json::to_string(&report).unwrap_or_default()),
+        Err(e) => worker::console_error!("publishing the health probes failed: {e}"),
+    }
+}
+
+/// The incoming request as the edge's `http::Request`, its body read whole up to `limit`.
+async fn to_http(mut req: Request, limit: usize) -> Result<http::Request<Bytes>, RequestError> {
+    let url = req.url().map_err(|e| RequestError::BadRequestLine(e.to_string()))?;
     let path_and_query = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
     };
     let method = http::Method::from_bytes(req.method().as_ref().as_bytes())
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let mut builder = http::Request::builder().method(method).uri(path_and_query);
-    for (name, value) in req.headers().entries() {
-        builder = builder.header(name, value);
+        .map_err(|e| RequestError::BadRequestLine(e.to_string()))?;
+    let mut headers = convert::headers_from_js(req.headers().entries())?;
+    if let Some(host) = url.host_str().and_then(|h| http::HeaderValue::from_str(h).ok()) {
+        headers.insert(http::header::HOST, host);
     }
-    if let Some(host) = url.host_str() {
-        builder = builder.header(http::header::HOST, host);
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()))
+        .map(|n| n.ok_or_else(|| RequestError::BadHeader("content-length".into())))
+        .transpose()?;
+    // GET and HEAD have no body in JavaScript; asking for their stream is an error.
+    let stream = if req.inner().body().is_some() {
+        Some(req.stream().map_err(|e| RequestError::BodyUnreadable(e.to_string()))?)
+    } else {
+        None
+    };
+    let body = convert::read_capped(stream, declared, limit).await?;
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .body(body)
+        .map_err(|e| RequestError::BadRequestLine(e.to_string()))?;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// Headers for JavaScript, byte for byte.
+fn headers_to_js(headers: &http::HeaderMap) -> worker::Result<Headers> {
+    let out = Headers::new();
+    for (name, value) in headers {
+        out.append(name.as_str(), &convert::header_value_to_js(value))?;
     }
-    let body = req.bytes().await.unwrap_or_default();
-    builder.body(Bytes::from(body)).map_err(|e| worker::Error::RustError(e.to_string()))
+    Ok(out)
 }
 
 fn from_http(response: http::Response<Bytes>) -> worker::Result<Response> {
     let (parts, body) = response.into_parts();
-    let headers = Headers::new();
-    for (name, value) in &parts.headers {
-        if let Ok(value) = value.to_str() {
-            headers.append(name.as_str(), value)?;
-        }
-    }
+    let headers = headers_to_js(&parts.headers)?;
     // 204/304 (and empty bodies) must be built without a body in JavaScript.
     let response = if body.is_empty() { Response::empty()? } else { Response::from_bytes(body.to_vec())? };
     Ok(response.with_status(parts.status.as_u16()).with_headers(headers))
@@ -123,14 +223,11 @@ pub struct WorkerPlatform {
 }
 
 impl WorkerPlatform {
-    pub fn new(env: &Env) -> worker::Result<Self> {
+    pub fn new(env: &Env, config: &WorkerConfig) -> worker::Result<Self> {
         Ok(Self {
-            cache: CfCache {
-                host: lookup(env, "EDGE_PUBLIC_HOST").unwrap_or_else(|| "stolentee.com".into()),
-                zone_api: lookup(env, "CF_ZONE_ID").zip(lookup(env, "CF_API_TOKEN")),
-            },
+            cache: CfCache { host: config.public_host.clone(), purge: config.purge.clone() },
             bucket: R2Assets { bucket: env.bucket(ASSETS_BINDING)? },
-            origin: FetchOrigin,
+            origin: FetchOrigin { max_body_bytes: config.max_origin_body_bytes },
             limits: DurableLimits { namespace: env.durable_object(RATE_LIMITER_BINDING)? },
             clock: DateClock,
         })
@@ -206,8 +303,8 @@ pub struct CfCache {
     /// The zone's hostname: cache keys are `https://{host}{key}`, so the zone purge API
     /// can address them.
     host: String,
-    /// (zone id, API token) for global purges; without them purges are local to the colo.
-    zone_api: Option<(String, String)>,
+    /// How far purges reach (`None`: purging is off, and the edge answers 404 to it).
+    purge: Option<PurgeScope>,
 }
 
 const STORED_AT: &str = "x-edge-stored-at";
@@ -215,27 +312,40 @@ const FRESH: &str = "x-edge-fresh";
 const SWR: &str = "x-edge-swr";
 const ORIGIN_CACHE_CONTROL: &str = "x-edge-origin-cache-control";
 
+/// What Cloudflare's API answers: `{"success": bool, "errors": [...], ...}`.
+#[derive(Deserialize)]
+struct ApiAnswer {
+    success: bool,
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
+}
+
 impl CfCache {
     fn url(&self, key: &CacheKey) -> String {
         format!("https://{}{}", self.host, key)
     }
 
-    /// `POST /zones/{zone}/purge_cache` with `body`; `false` without credentials.
+    /// `POST {api}/zones/{zone}/purge_cache` with `body`: every location. `Ok(false)` when
+    /// the scope is this location only.
     async fn zone_purge(&self, body: serde_json::Value) -> Result<bool, PurgeError> {
-        let Some((zone, token)) = &self.zone_api else { return Ok(false) };
-        let headers = Headers::new();
+        let Some(PurgeScope::Zone(zone)) = &self.purge else { return Ok(false) };
         let fail = |e: worker::Error| PurgeError::Failed(e.to_string());
-        headers.set("authorization", &format!("Bearer {token}")).map_err(fail)?;
+        let headers = Headers::new();
+        headers.set("authorization", &format!("Bearer {}", zone.token.as_str())).map_err(fail)?;
         headers.set("content-type", "application/json").map_err(fail)?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_headers(headers).with_body(Some(body.to_string().into()));
-        let url = format!("https://api.cloudflare.com/client/v4/zones/{zone}/purge_cache");
-        let request = Request::new_with_init(&url, &init).map_err(fail)?;
-        let response = Fetch::Request(request).send().await.map_err(fail)?;
-        if (200..300).contains(&response.status_code()) {
-            Ok(true)
-        } else {
-            Err(PurgeError::Failed(format!("zone purge answered {}", response.status_code())))
+        let request = Request::new_with_init(&zone.url(), &init).map_err(fail)?;
+        let mut response = Fetch::Request(request).send().await.map_err(fail)?;
+        let status = response.status_code();
+        let answer: Option<ApiAnswer> = response.json().await.ok();
+        match answer {
+            Some(answer) if (200..300).contains(&status) && answer.success => Ok(true),
+            Some(answer) => Err(PurgeError::Failed(format!(
+                "zone purge answered {status}: {}",
+                serde_json::Value::from(answer.errors)
+            ))),
+            None => Err(PurgeError::Failed(format!("zone purge answered {status} without Cloudflare's JSON"))),
         }
     }
 }
@@ -248,19 +358,12 @@ impl EdgeCache for CfCache {
         let fresh = Duration::from_secs(header(FRESH)?.parse().ok()?);
         let swr = Duration::from_secs(header(SWR)?.parse().ok()?);
         let origin_cc = header(ORIGIN_CACHE_CONTROL);
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in response.headers().entries() {
-            if [STORED_AT, FRESH, SWR, ORIGIN_CACHE_CONTROL, "cache-control", "cf-cache-status"]
-                .contains(&name.as_str())
-            {
-                continue;
-            }
-            if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(&value))
-            {
-                headers.append(n, v);
-            }
-        }
-        if let Some(cc) = origin_cc.and_then(|cc| http::HeaderValue::from_str(&cc).ok()) {
+        let entries = response.headers().entries().filter(|(name, _)| {
+            ![STORED_AT, FRESH, SWR, ORIGIN_CACHE_CONTROL, "cache-control", "cf-cache-status"].contains(&name.as_str())
+        });
+        // We stored these headers ourselves; one that does not convert back is a broken entry.
+        let mut headers = convert::headers_from_js(entries).ok()?;
+        if let Some(cc) = origin_cc.and_then(|cc| convert::js_header_value(&cc)) {
             headers.insert(http::header::CACHE_CONTROL, cc);
         }
         let status = http::StatusCode::from_u16(response.status_code()).ok()?;
@@ -293,21 +396,22 @@ impl EdgeCache for CfCache {
         for (name, value) in set {
             let _ = h.set(&name, &value);
         }
-        if let Some(cc) = origin_cc.and_then(|v| v.to_str().ok().map(str::to_owned)) {
-            let _ = h.set(ORIGIN_CACHE_CONTROL, &cc);
+        if let Some(cc) = origin_cc {
+            let _ = h.set(ORIGIN_CACHE_CONTROL, &convert::header_value_to_js(&cc));
         }
         if let Err(e) = Cache::default().put(self.url(key), response).await {
             worker::console_warn!("cache put failed for {key}: {e}");
         }
     }
 
+    /// This location's copy first, then every location's through the zone purge API.
     async fn delete(&self, key: &CacheKey) -> bool {
         let url = self.url(key);
         let local = matches!(Cache::default().delete(url.clone(), false).await, Ok(CacheDeletionOutcome::Success));
         match self.zone_purge(serde_json::json!({ "files": [url] })).await {
             Ok(global) => local || global,
             Err(e) => {
-                worker::console_warn!("zone purge of {key} failed: {e}");
+                worker::console_error!("zone purge of {key} failed: {e}");
                 local
             }
         }
@@ -353,7 +457,10 @@ impl Bucket for R2Assets {
 }
 
 /// `fetch()` to an origin, aborted at the deadline; redirects are passed to the client.
-pub struct FetchOrigin;
+pub struct FetchOrigin {
+    /// Larger answers are a failed exchange (and so retried elsewhere, for reads).
+    max_body_bytes: usize,
+}
 
 impl OriginClient for FetchOrigin {
     async fn send(
@@ -362,13 +469,9 @@ impl OriginClient for FetchOrigin {
         request: http::Request<Bytes>,
         timeout: Duration,
     ) -> Result<http::Response<Bytes>, OriginError> {
+        let exchange_error = |e: &dyn std::fmt::Display| OriginError::Exchange(e.to_string());
         let (parts, body) = request.into_parts();
-        let headers = Headers::new();
-        for (name, value) in &parts.headers {
-            if let Ok(value) = value.to_str() {
-                headers.append(name.as_str(), value).map_err(|e| OriginError::Exchange(e.to_string()))?;
-            }
-        }
+        let headers = headers_to_js(&parts.headers).map_err(|e| exchange_error(&e))?;
         let mut init = RequestInit::new();
         init.with_method(Method::from(parts.method.as_str().to_owned()))
             .with_headers(headers)
@@ -376,21 +479,31 @@ impl OriginClient for FetchOrigin {
         if !body.is_empty() {
             init.with_body(Some(js_bytes(&body)));
         }
-        let request =
-            Request::new_with_init(&parts.uri.to_string(), &init).map_err(|e| OriginError::Exchange(e.to_string()))?;
+        let request = Request::new_with_init(&parts.uri.to_string(), &init).map_err(|e| exchange_error(&e))?;
         let controller = AbortController::default();
         let signal = controller.signal();
+        let limit = self.max_body_bytes;
         let exchange = Box::pin(async move {
             let mut response = Fetch::Request(request)
                 .send_with_signal(&signal)
                 .await
                 .map_err(|e| OriginError::Connect(e.to_string()))?;
-            let mut builder = http::Response::builder().status(response.status_code());
-            for (name, value) in response.headers().entries() {
-                builder = builder.header(name, value);
-            }
-            let body = response.bytes().await.map_err(|e| OriginError::Exchange(e.to_string()))?;
-            builder.body(Bytes::from(body)).map_err(|e| OriginError::Exchange(e.to_string()))
+            let headers = convert::headers_from_js(response.headers().entries()).map_err(|e| exchange_error(&e))?;
+            let declared = headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let stream = match response.body() {
+                worker::ResponseBody::Stream(_) => Some(response.stream().map_err(|e| exchange_error(&e))?),
+                _ => None,
+            };
+            // An origin that dies mid-body is a failed exchange, not a short answer.
+            let body = convert::read_capped(stream, declared, limit).await.map_err(|e| exchange_error(&e))?;
+            let mut answer = http::Response::new(body);
+            *answer.status_mut() =
+                http::StatusCode::from_u16(response.status_code()).map_err(|e| exchange_error(&e))?;
+            *answer.headers_mut() = headers;
+            Ok(answer)
         });
         match select(exchange, Delay::from(timeout)).await {
             Either::Left((result, _)) => result,

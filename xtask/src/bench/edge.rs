@@ -274,7 +274,7 @@ pub fn phases(args: PhasesArgs) -> anyhow::Result<()> {
     let out = OutDir::create(&args.out_dir)?;
     let base = format!("http://{}", args.edge_bind);
     say(TAG, format!("phases x{}: warm-up 10/s, ramp 50/s, sustained 100/s (open loop)", args.scale));
-    let (phases, total) = block_on(phases::run(&base, args.scale, &args.slugs, |p| eprintln!("{p}")))?;
+    let (phases, total) = block_on(phases::run(&base, args.scale, &args.slugs, None, |p| eprintln!("{p}")))?;
     eprintln!("{total}");
     let lines: String = phases.iter().chain([&total]).map(|p| format!("{p}\n")).collect();
     std::fs::write(out.raw("edge-phases.txt"), lines)?;

@@ -10,10 +10,10 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use http::Method;
+use http::{HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{self, Client, exchange};
+use crate::client::{self, Client, exchange_with};
 use crate::stats::{Latencies, LatencySummary};
 
 /// One Artillery phase at scale 1.
@@ -206,10 +206,15 @@ fn take(tally: &Shared) -> Tally {
 
 /// Runs the phases against `base` (the edge's URL), reporting each phase as it ends.
 /// Returns the phases and the total.
+///
+/// With `ip_header` (e.g. `cf-connecting-ip`, which workerd's local entry passes through as
+/// Cloudflare would set it), each visitor sends its own address ([`client::visitor_ip`]),
+/// so per-client rate limits count visitors, not the load generator.
 pub async fn run(
     base: &str,
     scale: Scale,
     slugs: &[String],
+    ip_header: Option<HeaderName>,
     mut on_phase: impl FnMut(&PhaseResult),
 ) -> (Vec<PhaseResult>, PhaseResult) {
     let base = base.trim_end_matches('/');
@@ -232,8 +237,9 @@ pub async fn run(
             visitor_id += 1;
             let list = format!("{base}/api/products?utm_source=visitor{visitor_id}");
             let product = format!("{base}/api/products/{}", slugs[visitor_id as usize % slugs.len()]);
+            let headers: Vec<_> = ip_header.iter().map(|h| (h.clone(), client::visitor_ip(visitor_id))).collect();
             let (client, tally, total) = (client.clone(), tally.clone(), total.clone());
-            tasks.push(tokio::spawn(visit(client, [list, product], due, think, [tally, total])));
+            tasks.push(tokio::spawn(visit(client, [list, product], headers, due, think, [tally, total])));
         }
         for task in tasks {
             let _ = task.await;
@@ -248,13 +254,20 @@ pub async fn run(
 
 /// One visitor: the list at its arrival time, then the product page after thinking. Each
 /// latency runs from when the request was due.
-async fn visit(client: Client, urls: [String; 2], arrival: Instant, think: Duration, tallies: [Shared; 2]) {
+async fn visit(
+    client: Client,
+    urls: [String; 2],
+    headers: Vec<(HeaderName, HeaderValue)>,
+    arrival: Instant,
+    think: Duration,
+    tallies: [Shared; 2],
+) {
     let [list, product] = urls;
-    let outcome = Outcome::of(exchange(&client, Method::GET, &list, None).await);
+    let outcome = Outcome::of(exchange_with(&client, Method::GET, &list, &headers, None).await);
     record([&tallies[0], &tallies[1]], outcome, arrival.elapsed());
     tokio::time::sleep(think).await;
     let due = Instant::now();
-    let outcome = Outcome::of(exchange(&client, Method::GET, &product, None).await);
+    let outcome = Outcome::of(exchange_with(&client, Method::GET, &product, &headers, None).await);
     record([&tallies[0], &tallies[1]], outcome, due.elapsed());
 }
 
