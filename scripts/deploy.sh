@@ -272,7 +272,7 @@ edge_deploy() {
     cd edge
     "$WRANGLER" r2 bucket create "$bucket" 2>&1 | grep -v "already exists" >&2 || true
     "$WRANGLER" r2 bucket cors set "$bucket" --file ../infra/r2-cors.json --force
-    "$WRANGLER" r2 bucket lifecycle add "$bucket" abandoned-uploads incoming/ --expire-days 2 --force \
+    "$WRANGLER" r2 bucket lifecycle add "$bucket" abandoned-uploads incoming/ --expire-days 2 --abort-multipart-days 1 --force \
       2>&1 | grep -v "already exists" >&2 || true
     printf '%s' "$EDGE_PURGE_SECRET_VALUE" | "$WRANGLER" secret put EDGE_PURGE_SECRET
     printf '%s' "$CF_API_TOKEN" | "$WRANGLER" secret put CF_API_TOKEN
@@ -335,7 +335,7 @@ dry_run() {
   printf '%s\n' "# 6. edge (from edge/)" "scripts/worker-build.sh" \
     "wrangler r2 bucket create $(param "$(first_env)" BucketName)" \
     "wrangler r2 bucket cors set $(param "$(first_env)" BucketName) --file ../infra/r2-cors.json" \
-    "wrangler r2 bucket lifecycle add $(param "$(first_env)" BucketName) abandoned-uploads incoming/ --expire-days 2" \
+    "wrangler r2 bucket lifecycle add $(param "$(first_env)" BucketName) abandoned-uploads incoming/ --expire-days 2 --abort-multipart-days 1" \
     "wrangler secret put EDGE_PURGE_SECRET" "wrangler secret put CF_API_TOKEN" \
     "wrangler deploy --var CF_ZONE_ID:\$CF_ZONE_ID" \
     "# 7. smoke" "curl <ApiUrl of each region>/health/ready" "curl https://<EDGE_PUBLIC_HOST>/api/products"
