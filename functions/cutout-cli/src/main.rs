@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use cutout::{CutoutOptions, Engine, EngineSettings, ModelSpec, PngCompression};
+use cutout::{CutoutOptions, DecodeLimits, Engine, EngineSettings, ModelSpec, PngCompression};
 
 #[derive(Parser, Debug)]
 #[command(name = "cutout", version, about = "Remove image backgrounds (rembg-compatible U²-Net on tract)")]
@@ -36,6 +36,14 @@ struct Cli {
     /// PNG compression level.
     #[arg(long, global = true, value_enum, default_value_t = Compression::Fast)]
     compression: Compression,
+    /// Largest width or height to decode (default 12000). The worker's upload rules are
+    /// `--max-side 10000 --max-pixels 50000000`: give both to reproduce its limits.
+    #[arg(long, global = true)]
+    max_side: Option<u32>,
+    /// Largest width × height to decode (default 40000000); the decoder's memory budget
+    /// follows from it.
+    #[arg(long, global = true)]
+    max_pixels: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -113,7 +121,16 @@ fn load_engine(cli: &Cli, spec: &ModelSpec) -> Result<Engine, String> {
 }
 
 fn process(engine: &Engine, cli: &Cli, bytes: &[u8]) -> Result<Vec<u8>, cutout::CutoutError> {
-    let options = CutoutOptions { post_process_mask: cli.post_process_mask, ..CutoutOptions::default() };
+    let defaults = DecodeLimits::default();
+    let limits = match (cli.max_side, cli.max_pixels) {
+        (None, None) => defaults,
+        (side, pixels) => DecodeLimits::admitting(
+            side.unwrap_or(defaults.max_side),
+            pixels.unwrap_or(defaults.max_pixels),
+            defaults.formats,
+        ),
+    };
+    let options = CutoutOptions { post_process_mask: cli.post_process_mask, limits, ..CutoutOptions::default() };
     let cut = engine.cut_out(bytes, &options)?;
     if cli.only_mask {
         cut.mask_png(cli.compression.into())
