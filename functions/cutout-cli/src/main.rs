@@ -130,7 +130,7 @@ fn process(engine: &Engine, cli: &Cli, bytes: &[u8]) -> Result<Vec<u8>, cutout::
             defaults.formats,
         ),
     };
-    let options = CutoutOptions { post_process_mask: cli.post_process_mask, limits, ..CutoutOptions::default() };
+    let options = CutoutOptions { post_process_mask: cli.post_process_mask, limits };
     let cut = engine.cut_out(bytes, &options)?;
     if cli.only_mask {
         cut.mask_png(cli.compression.into())
