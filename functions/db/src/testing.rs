@@ -145,6 +145,11 @@ async fn drop_stale(admin: &Client, now: u64) {
 
 /// A "database" that accepts TCP connections and never speaks: the hanging server that
 /// timeouts must defend against. Returns its port and the task to abort afterwards.
+/// A migration only a newer build has: the next version after this build's newest.
+pub fn future_migration() -> (String, &'static str) {
+    (format!("V{}__future", migrate::newest_version() + 1), "CREATE TABLE future_things (id BIGINT PRIMARY KEY)")
+}
+
 pub async fn tarpit() -> (u16, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a tarpit");
     let port = listener.local_addr().expect("tarpit address").port();

@@ -43,14 +43,9 @@ async fn a_migration_edited_after_it_was_applied_is_refused() {
     db.drop_db().await;
 }
 
-/// A migration only a newer build has: the next version after this build's newest.
-fn future_migration() -> (String, &'static str) {
-    (format!("V{}__future", migrate::newest_version() + 1), "CREATE TABLE future_things (id BIGINT PRIMARY KEY)")
-}
-
 #[tokio::test]
 async fn a_database_a_newer_build_migrated_is_ahead_and_this_build_may_serve_on_it() {
-    let (name, sql) = future_migration();
+    let (name, sql) = db::testing::future_migration();
     let db = TestDb::migrated_by_newer_build(&[(&name, sql)]).await;
     let mut client = db.client().await;
     let state = migrate::schema_state(&mut client).await.unwrap();
@@ -86,7 +81,7 @@ async fn a_database_missing_this_builds_latest_migration_is_behind_and_refused()
 #[tokio::test]
 async fn ahead_and_behind_at_once_is_behind() {
     // A newer build's migration recorded, but this build's latest missing: not "ahead".
-    let (name, sql) = future_migration();
+    let (name, sql) = db::testing::future_migration();
     let db = TestDb::migrated_by_newer_build(&[(&name, sql)]).await;
     let mut client = db.client().await;
     let newest = migrate::newest_version();
@@ -116,7 +111,7 @@ async fn an_unknown_migration_older_than_this_builds_newest_is_divergence_not_pr
 
 #[tokio::test]
 async fn an_edited_migration_is_refused_even_when_the_database_is_ahead() {
-    let (name, sql) = future_migration();
+    let (name, sql) = db::testing::future_migration();
     let db = TestDb::migrated_by_newer_build(&[(&name, sql)]).await;
     db.client()
         .await

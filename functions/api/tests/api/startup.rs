@@ -11,14 +11,9 @@ use serde_json::Value;
 
 use crate::helpers::config;
 
-/// A migration only a newer build has: the next version after this build's newest.
-fn future_migration() -> (String, &'static str) {
-    (format!("V{}__future", db::migrate::newest_version() + 1), "CREATE TABLE future_things (id BIGINT PRIMARY KEY)")
-}
-
 #[tokio::test]
 async fn the_api_starts_on_a_database_a_newer_build_migrated() {
-    let (name, sql) = future_migration();
+    let (name, sql) = db::testing::future_migration();
     let db = TestDb::migrated_by_newer_build(&[(&name, sql)]).await;
     let state = db::migrate::schema_state(&mut db.client().await).await.unwrap();
     assert!(state.allows_serving(), "{state:?}");
@@ -45,7 +40,7 @@ async fn the_api_refuses_a_database_missing_its_latest_migration() {
 
 #[tokio::test]
 async fn the_api_refuses_a_database_whose_applied_migration_changed() {
-    let (name, sql) = future_migration();
+    let (name, sql) = db::testing::future_migration();
     // Even on a database that is otherwise ahead: an edited file is never run past.
     let db = TestDb::migrated_by_newer_build(&[(&name, sql)]).await;
     db.client()
