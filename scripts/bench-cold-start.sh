@@ -38,8 +38,10 @@ scripts/fetch-model.sh >&2
 model="$ROOT/models/u2netp.onnx"
 
 secret() { head -c 36 /dev/urandom | base64 | tr -d '/+=' | head -c 48; }
+# APP_ENV=development: the local database has no TLS and nothing here is the edge; every
+# production requirement that costs start-up time (secrets, clients) is still configured.
 common=(
-  --env "DATABASE_URL=$url" --env "MAX_CONCURRENCY=4" --env "DB_MAX_CONNECTIONS=8" --env "STAGE=bench"
+  --env "APP_ENV=development" --env "DATABASE_URL=$url" --env "MAX_CONCURRENCY=4" --env "DB_MAX_CONNECTIONS=8" --env "STAGE=bench"
   --env "OBJECT_STORE=s3" --env "S3_BUCKET=cold-start" --env "S3_ENDPOINT=http://127.0.0.1:9"
   --env "S3_ACCESS_KEY_ID=cold" --env "S3_SECRET_ACCESS_KEY=start" --env "LOG_FORMAT=json"
 )

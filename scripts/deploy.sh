@@ -134,7 +134,7 @@ PY
 }
 
 # --- 1. preflight ---------------------------------------------------------------------------
-SECRET_KEYS=(DATABASE_URL JWT_KEYS ORDER_TOKEN_SECRET STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET EDGE_PURGE_SECRET)
+SECRET_KEYS=(DATABASE_URL JWT_KEYS ORDER_TOKEN_SECRET STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET EDGE_PURGE_SECRET EDGE_ORIGIN_SECRETS)
 
 preflight() {
   step "preflight: tools, credentials, secrets, placeholders"
@@ -165,7 +165,7 @@ preflight() {
 
   # Every secret, in every region, present and not a placeholder; one database and one edge
   # secret for all regions.
-  local env region secret_name json db_urls="" purge=""
+  local env region secret_name json db_urls="" purge="" origin=""
   for env in $(selected_envs); do
     region="$(region_of "$env")"
     secret_name="$(param "$env" SecretName)"
@@ -195,11 +195,15 @@ if bad:
 PY
     db_urls+="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["DATABASE_URL"])' "$json")"$'\n'
     purge+="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["EDGE_PURGE_SECRET"])' "$json")"$'\n'
+    origin+="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["EDGE_ORIGIN_SECRETS"])' "$json")"$'\n'
   done
   [[ "$(sort -u <<<"$db_urls" | grep -c .)" == 1 ]] || die "the regions' DATABASE_URL secrets differ: every region must use the one primary"
   [[ "$(sort -u <<<"$purge" | grep -c .)" == 1 ]] || die "the regions' EDGE_PURGE_SECRET secrets differ: there is one edge"
   DATABASE_URL_FROM_SECRET="$(head -n1 <<<"$db_urls")"
   EDGE_PURGE_SECRET_VALUE="$(head -n1 <<<"$purge")"
+  [[ "$(sort -u <<<"$origin" | grep -c .)" == 1 ]] || die "the regions' EDGE_ORIGIN_SECRETS differ: there is one edge"
+  # The origins accept every listed secret (rotation); the edge sends the first.
+  EDGE_ORIGIN_SECRET_VALUE="$(head -n1 <<<"$origin" | cut -d, -f1 | tr -d ' ')"
   say "preflight ok"
 }
 
@@ -275,6 +279,7 @@ edge_deploy() {
     "$WRANGLER" r2 bucket lifecycle add "$bucket" abandoned-uploads incoming/ --expire-days 2 --abort-multipart-days 1 --force \
       2>&1 | grep -v "already exists" >&2 || true
     printf '%s' "$EDGE_PURGE_SECRET_VALUE" | "$WRANGLER" secret put EDGE_PURGE_SECRET
+    printf '%s' "$EDGE_ORIGIN_SECRET_VALUE" | "$WRANGLER" secret put EDGE_ORIGIN_SECRET
     printf '%s' "$CF_API_TOKEN" | "$WRANGLER" secret put CF_API_TOKEN
     "$WRANGLER" deploy --var "CF_ZONE_ID:$CF_ZONE_ID"
   )
@@ -283,14 +288,18 @@ edge_deploy() {
 
 smoke() {
   step "smoke: every region's /health/ready, the catalog through the edge"
-  local env region stack url host
+  local env region stack url host code
   for env in $(selected_envs); do
     region="$(region_of "$env")"
     stack="$(stack_of "$env")"
     url="$("$AWS" cloudformation describe-stacks --region "$region" --stack-name "$stack" \
       --query "Stacks[0].Outputs[?OutputKey=='ApiUrl'].OutputValue" --output text)"
-    curl -fsS --max-time 10 "$url/health/ready" >/dev/null || die "$env: $url/health/ready did not answer 200"
-    say "$env: $url/health/ready ok"
+    curl -fsS --max-time 10 -H "x-edge-auth: $EDGE_ORIGIN_SECRET_VALUE" "$url/health/ready" >/dev/null \
+      || die "$env: $url/health/ready did not answer 200"
+    # The origin must refuse anyone but the edge.
+    code="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$url/api/products")" || true
+    [[ "$code" == 403 ]] || die "$env: $url/api/products answered $code without the edge's secret (want 403)"
+    say "$env: $url/health/ready ok; closed to direct callers"
     SUMMARY+=("| $env | $region | $url |")
   done
   host="$(sed -n 's/^EDGE_PUBLIC_HOST *= *"\(.*\)"/\1/p' edge/wrangler.toml)"
@@ -336,7 +345,7 @@ dry_run() {
     "wrangler r2 bucket create $(param "$(first_env)" BucketName)" \
     "wrangler r2 bucket cors set $(param "$(first_env)" BucketName) --file ../infra/r2-cors.json" \
     "wrangler r2 bucket lifecycle add $(param "$(first_env)" BucketName) abandoned-uploads incoming/ --expire-days 2 --abort-multipart-days 1" \
-    "wrangler secret put EDGE_PURGE_SECRET" "wrangler secret put CF_API_TOKEN" \
+    "wrangler secret put EDGE_PURGE_SECRET" "wrangler secret put EDGE_ORIGIN_SECRET" "wrangler secret put CF_API_TOKEN" \
     "wrangler deploy --var CF_ZONE_ID:\$CF_ZONE_ID" \
     "# 7. smoke" "curl <ApiUrl of each region>/health/ready" "curl https://<EDGE_PUBLIC_HOST>/api/products"
   printf '```\n'

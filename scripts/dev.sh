@@ -90,6 +90,10 @@ export OBJECT_STORE="${OBJECT_STORE:-local}" QUEUE="${QUEUE:-memory}"
 # Admin catalog writes purge the edge's cache (the API and the edge share this secret).
 export EDGE_PURGE_SECRET="${EDGE_PURGE_SECRET:-dev-only-purge-secret-0123456789abcdef}"
 export EDGE_PURGE_URL="${EDGE_PURGE_URL:-$EDGE_URL/__edge/purge}"
+# The edge proves itself to the origins with this secret; the API then believes the edge's
+# X-Client-IP (direct callers stay possible in development, but their IP header is ignored).
+export EDGE_ORIGIN_SECRET="${EDGE_ORIGIN_SECRET:-dev-only-origin-secret-0123456789abcdef}"
+export EDGE_ORIGIN_SECRETS="${EDGE_ORIGIN_SECRETS:-$EDGE_ORIGIN_SECRET}"
 export LOCAL_OBJECTS_DIR="${LOCAL_OBJECTS_DIR:-$PWD/.dev/objects}" LOCAL_OBJECTS_PUBLIC_URL="${LOCAL_OBJECTS_PUBLIC_URL:-$API_URL}"
 start_bg api+worker - "$BIN/stolentee-dev"
 API_PID="$BG_PID"

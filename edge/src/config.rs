@@ -15,19 +15,24 @@ use crate::routing::{HealthPolicy, Origin, OriginPool, PoolName, Steering};
 /// The workspace's one configuration error: it names the key and shows the bad value.
 pub use ::config::ConfigError;
 
-/// The purge endpoint's shared secret: at least 32 bytes, compared in constant time, never
-/// printed.
+/// A shared secret (the purge endpoint's, the one the edge shows the origins): at least 32
+/// bytes, compared in constant time, never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PurgeSecret(String);
+pub struct SharedSecret(String);
 
 pub const MIN_SECRET_BYTES: usize = 32;
 
-impl PurgeSecret {
+impl SharedSecret {
     pub fn new(raw: String) -> Result<Self, String> {
         if raw.len() < MIN_SECRET_BYTES {
             return Err(format!("must be at least {MIN_SECRET_BYTES} bytes"));
         }
         Ok(Self(raw))
+    }
+
+    /// The secret itself, to send.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 
     /// Constant-time comparison (the length is not secret).
@@ -37,9 +42,9 @@ impl PurgeSecret {
     }
 }
 
-impl fmt::Debug for PurgeSecret {
+impl fmt::Debug for SharedSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PurgeSecret(***)")
+        f.write_str("SharedSecret(***)")
     }
 }
 
@@ -69,7 +74,10 @@ pub struct EdgeConfig {
     pub affinity_max_age: Duration,
     /// Path prefixes whose GET/HEAD responses may be cached.
     pub cached_prefixes: Vec<String>,
-    pub purge_secret: Option<PurgeSecret>,
+    pub purge_secret: Option<SharedSecret>,
+    /// `EDGE_ORIGIN_SECRET`: sent as `X-Edge-Auth` on every origin request (probes too), so
+    /// the origins can refuse anyone who skips the edge and believe its `X-Client-IP`.
+    pub origin_secret: Option<SharedSecret>,
     pub cors: CorsPolicy,
     pub rate_limits: RateLimits,
     pub assets: Vec<AssetRoute>,
@@ -161,7 +169,11 @@ impl EdgeConfig {
             return Err(invalid("EDGE_CACHE_PREFIXES", format!("{bad:?} does not start with /")));
         }
         let purge_secret = get("EDGE_PURGE_SECRET")
-            .map(|s| PurgeSecret::new(s).map_err(|e| invalid("EDGE_PURGE_SECRET", e)))
+            .map(|s| SharedSecret::new(s).map_err(|e| invalid("EDGE_PURGE_SECRET", e)))
+            .transpose()?;
+
+        let origin_secret = get("EDGE_ORIGIN_SECRET")
+            .map(|s| SharedSecret::new(s).map_err(|e| invalid("EDGE_ORIGIN_SECRET", e)))
             .transpose()?;
 
         let mut allowed_origins = HashSet::new();
@@ -214,6 +226,7 @@ impl EdgeConfig {
             affinity_max_age,
             cached_prefixes,
             purge_secret,
+            origin_secret,
             cors,
             rate_limits,
             assets,

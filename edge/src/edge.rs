@@ -43,6 +43,10 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// The edge's secret, shown to the origins (`EDGE_ORIGIN_SECRET`).
+pub const X_EDGE_AUTH: HeaderName = HeaderName::from_static("x-edge-auth");
+/// The visitor's IP as the edge saw it; origins believe it only beside a valid `X-Edge-Auth`.
+pub const X_CLIENT_IP: HeaderName = HeaderName::from_static("x-client-ip");
 const MAX_URI_BYTES: usize = 8 * 1024;
 /// Most keys or prefixes one purge request may name.
 const MAX_PURGE_ITEMS: usize = 1000;
@@ -445,7 +449,8 @@ impl Edge {
         for (attempt, &pool_id) in candidates.iter().take(attempts).enumerate() {
             let pool = self.config.steering.pool(pool_id);
             let origin = pool.pick();
-            let request = match origin_request(origin, parts, body.clone(), client) {
+            let request = match origin_request(origin, parts, body.clone(), client, self.config.origin_secret.as_ref())
+            {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot build the origin request");
@@ -645,7 +650,10 @@ impl Edge {
             let mut up = false;
             for origin in &pool.origins {
                 let Ok(uri) = origin.uri_for(&self.config.health_path) else { continue };
-                let Ok(request) = Request::get(uri).body(Bytes::new()) else { continue };
+                let Ok(mut request) = Request::get(uri).body(Bytes::new()) else { continue };
+                if let Some(value) = self.config.origin_secret.as_ref().and_then(secret_header) {
+                    request.headers_mut().insert(X_EDGE_AUTH, value);
+                }
                 match platform.origin().send(origin, request, timeout).await {
                     Ok(response) if response.status().is_success() => up = true,
                     Ok(response) => {
@@ -724,13 +732,21 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+fn secret_header(secret: &crate::config::SharedSecret) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(secret.expose()).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// The request an origin sees: same method, path, query, body and end-to-end headers,
-/// plus who the client is. The host and the local-mode country header are not passed on.
+/// plus who the client is and the edge's secret. The host, the local-mode country header and
+/// whatever a visitor sent as `X-Edge-Auth` or `X-Client-IP` are not passed on.
 fn origin_request(
     origin: &crate::routing::Origin,
     parts: &http::request::Parts,
     body: Bytes,
     client: &ClientInfo,
+    secret: Option<&crate::config::SharedSecret>,
 ) -> Result<Request<Bytes>, http::Error> {
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let uri: Uri = origin.uri_for(path_and_query)?;
@@ -743,10 +759,16 @@ fn origin_request(
     headers.remove(LOCAL_COUNTRY_HEADER);
     headers.remove(X_FORWARDED_FOR);
     headers.remove(X_FORWARDED_HOST);
+    headers.remove(X_EDGE_AUTH);
+    headers.remove(X_CLIENT_IP);
     if let Some(ip) = client.ip {
         if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
-            headers.insert(X_FORWARDED_FOR, v);
+            headers.insert(X_FORWARDED_FOR, v.clone());
+            headers.insert(X_CLIENT_IP, v);
         }
+    }
+    if let Some(value) = secret.and_then(secret_header) {
+        headers.insert(X_EDGE_AUTH, value);
     }
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);

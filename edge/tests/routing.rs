@@ -189,6 +189,39 @@ async fn the_origin_learns_who_the_client_is_but_not_the_local_country_header() 
 }
 
 #[tokio::test]
+async fn the_edge_proves_itself_to_the_origins_and_visitors_cannot_forge_its_headers() {
+    let secret = "the-edge-origin-secret-0123456789abcdef";
+    let h = Harness::new(&[("EDGE_ORIGIN_SECRET", secret)]);
+    all_healthy(&h);
+    h.send(
+        request(Method::POST, "/api/auth/login", &[("x-edge-auth", "forged"), ("x-client-ip", "10.9.8.7")]),
+        Some("GB"),
+    )
+    .await;
+    let call = h.origins().last_call();
+    assert_eq!(call.headers.get("x-edge-auth").unwrap(), secret, "the visitor's value is replaced");
+    assert_eq!(call.headers.get("x-client-ip").unwrap(), "203.0.113.7", "the visitor's value is replaced");
+
+    // Probes carry it too: in production the origins' readiness answers only the edge.
+    h.edge.probe(&h.platform).await;
+    let probe = h.origins().last_call();
+    assert_eq!(probe.uri.rsplit_once('/').map(|(_, p)| p), Some("ready"));
+    assert_eq!(probe.headers.get("x-edge-auth").unwrap(), secret);
+
+    // Without a configured secret a visitor's X-Edge-Auth is still never passed on.
+    let h = Harness::new(&[]);
+    all_healthy(&h);
+    h.send(request(Method::GET, "/api/jobs/1", &[("x-edge-auth", "forged")]), Some("GB")).await;
+    assert!(h.origins().last_call().headers.get("x-edge-auth").is_none());
+}
+
+#[test]
+fn a_short_origin_secret_is_refused() {
+    let err = edge::EdgeConfig::from_lookup(|k| (k == "EDGE_ORIGIN_SECRET").then(|| "short".to_owned())).unwrap_err();
+    assert_eq!(err.key(), "EDGE_ORIGIN_SECRET");
+}
+
+#[tokio::test]
 async fn one_failed_probe_marks_a_pool_down_and_one_answer_brings_it_back() {
     // Probes are deliberate readiness checks: unlike passive failures (three in the
     // window by default), a single failed round takes the pool out.

@@ -192,6 +192,23 @@ async fn the_pool_follows_cf_country_then_continent_and_never_a_client_header() 
     assert_eq!(pool(Some(cf("US", "NA")), Some(("x-edge-country", "GB"))).await, "us-west");
     assert!(eu.requests().iter().all(|s| s.headers.get("x-edge-country").is_none()));
     assert!(us.requests().iter().all(|s| s.headers.get("x-forwarded-for").is_some()), "the client is named");
+    // The origins learn who the client is from a header they believe only beside the edge's
+    // secret; neither can come from the visitor.
+    let forged = get_with(
+        &edge.url,
+        "/api/jobs/00000000-0000-4000-8000-000000000000",
+        &[("mf-cf-blob", cf("US", "NA")), ("x-edge-auth", "forged".into()), ("x-client-ip", "10.0.0.1".into())]
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::OK);
+    for seen in us.requests() {
+        assert_eq!(seen.headers.get("x-edge-auth").map(|v| v.as_bytes()), Some(ORIGIN_SECRET.as_bytes()));
+        let client = seen.headers.get("x-client-ip").expect("the client is named").to_str().unwrap();
+        assert_ne!(client, "10.0.0.1", "a visitor cannot name itself");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

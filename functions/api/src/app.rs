@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
 use db::accounts::Accounts;
 use db::admin::CatalogAdmin;
 use db::designs::Designs;
@@ -22,10 +21,9 @@ use crate::auth::AuthConfig;
 use crate::cache::CatalogCache;
 use crate::config::ApiConfig;
 use crate::middleware;
+use crate::origin::{self, OriginAuth};
 use crate::purge::EdgePurge;
-use crate::routes::{
-    admin, auth, catalog, designs, dev_payments, health, jobs, local_objects, orders, quote, uploads, webhooks,
-};
+use crate::routes::{local_objects, table};
 
 /// What handlers share. Cheap to clone (pools and caches are reference-counted).
 #[derive(Clone)]
@@ -43,6 +41,8 @@ pub struct AppState {
     /// Stripe, or the local stand-in (`make dev`, tests).
     pub payments: payments::Payments,
     pub auth: Arc<AuthConfig>,
+    /// The edge's secrets and client-IP header (see `origin`).
+    pub origin: Arc<OriginAuth>,
     /// Where admin catalog writes purge the edge, when configured.
     pub edge_purge: Option<EdgePurge>,
     /// CloudWatch EMF lines (`METRICS`): the pool gauges, once a minute.
@@ -52,36 +52,13 @@ pub struct AppState {
 /// The whole HTTP surface. `local_objects` mounts the local object store's signed-URL
 /// routes (dev and tests only; in production the browser talks to S3/R2 directly).
 pub fn router(state: AppState, config: &ApiConfig, local_objects: Option<Arc<LocalStore>>) -> Router {
-    let mut routes = Router::new()
-        .route("/health", get(health::live))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/api/products", get(catalog::list))
-        .route("/api/products/{slug}", get(catalog::show))
-        .route("/api/price/quote", post(quote::quote))
-        .route("/api/uploads", post(uploads::start))
-        .route("/api/uploads/{id}/complete", post(uploads::complete))
-        .route("/api/jobs", post(jobs::start))
-        .route("/api/jobs/{id}", get(jobs::show))
-        .route("/api/auth/register", post(auth::register))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/supabase", post(auth::supabase))
-        .route("/api/auth/me", get(auth::me))
-        .route("/api/designs", get(designs::list).post(designs::create))
-        .route("/api/designs/{id}", get(designs::show).put(designs::update).delete(designs::delete))
-        .route("/api/orders/calculate-tax", post(orders::calculate_tax))
-        .route("/api/orders", post(orders::create))
-        .route("/api/orders/{id}", get(orders::show))
-        .route("/api/webhooks/stripe", post(webhooks::stripe).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)))
-        .route("/api/admin/products", post(admin::create_product))
-        .route("/api/admin/products/{id}", axum::routing::patch(admin::update_product).delete(admin::archive_product))
-        .route("/api/admin/orders", get(admin::list_orders))
-        .route("/api/admin/orders/{id}", get(admin::show_order))
-        .route("/api/admin/orders/{id}/status", axum::routing::patch(admin::move_order));
-    // The dev-only payment confirmation exists only outside Lambda with the local provider:
-    // with Stripe configured there is nothing to confirm locally, and in Lambda it must not exist.
-    if !config.in_lambda && state.payments.local().is_some() {
-        routes = routes.route("/api/dev/payments/{intent_id}/{action}", post(dev_payments::act));
+    // The dev-only payment confirmation exists only in development with the local provider:
+    // with Stripe configured there is nothing to confirm locally, and production never has it
+    // (whatever the host; production refuses the local provider at start-up as well).
+    let development = !config.mode.is_production() && state.payments.local().is_some();
+    let mut routes = Router::new();
+    for route in table::table(development) {
+        routes = routes.route(route.path, route.handler);
     }
     let pools = (state.metrics.clone(), state.db.clone());
     let mut routes = routes.with_state(state);
@@ -113,6 +90,7 @@ pub fn with_layers(routes: Router, config: &ApiConfig) -> Router {
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(middleware::panic_to_response))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(config.origin.clone()), origin::guard))
         .layer(axum::middleware::from_fn_with_state(config.request_timeout, middleware::around_request))
 }
 
@@ -146,6 +124,8 @@ impl App {
             instance = %instance_id,
             version = env!("CARGO_PKG_VERSION"),
             in_lambda = config.in_lambda,
+            mode = %config.mode,
+            origin = ?config.origin,
             bind = %config.bind,
             db = ?config.db,
             catalog_ttl_secs = config.catalog_ttl.as_secs(),
@@ -181,6 +161,7 @@ impl App {
             catalog_admin: CatalogAdmin::new(db.clone()),
             payments,
             auth: Arc::new(config.auth.clone()),
+            origin: Arc::new(config.origin.clone()),
             edge_purge,
             db,
             cache,

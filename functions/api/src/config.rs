@@ -3,13 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use config::{ConfigError, Env};
+use config::{ConfigError, Env, Mode};
 use db::DbConfig;
 use objects::ObjectsConfig;
 use queue::QueueConfig;
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
+use crate::origin::OriginAuth;
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -32,12 +33,19 @@ pub struct ApiConfig {
     /// through the function (they go to presigned URLs), so JSON bodies stay small.
     pub max_body_bytes: usize,
     pub in_lambda: bool,
-    /// JWTs, Supabase sign-in, guest order tokens, client IPs (see `auth::config`).
+    /// `APP_ENV`: production refuses to start without every secret and never mounts a
+    /// development route, whatever the host (see `config::Mode`).
+    pub mode: Mode,
+    /// JWTs, Supabase sign-in, guest order tokens (see `auth::config`).
     pub auth: AuthConfig,
+    /// `EDGE_ORIGIN_SECRETS`, `CLIENT_IP_HEADER`: who may call this origin, and whose word on
+    /// the client's IP counts (see `origin`).
+    pub origin: OriginAuth,
     /// Stripe, or the local stand-in when no key is set outside Lambda (`STRIPE_*`,
     /// `LOCAL_*`; see the payments crate).
     pub payments: payments::PaymentsConfig,
-    /// `EDGE_PURGE_URL` + `EDGE_PURGE_SECRET`: where admin catalog writes purge the edge cache.
+    /// `EDGE_PURGE_URL` + `EDGE_PURGE_SECRET`: where admin catalog writes purge the edge cache
+    /// (required in production: without it a price change would wait out the edge's TTL).
     pub edge_purge: Option<EdgePurgeConfig>,
     /// `METRICS` and `STAGE`: CloudWatch EMF lines (see `runtime::metrics`).
     pub metrics: runtime::MetricsConfig,
@@ -91,6 +99,7 @@ impl ApiConfig {
     /// Reads every section the API needs from one snapshot of the environment.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let in_lambda = env.in_lambda();
+        let mode = env.mode()?;
         let s: ApiSettings = env.parse()?;
         let at_least = |key: &'static str, value: u64, min: u64| -> Result<u64, ConfigError> {
             if value < min {
@@ -99,6 +108,7 @@ impl ApiConfig {
             Ok(value)
         };
         let edge_purge = match (s.edge_purge_url, s.edge_purge_secret) {
+            (None, None) if mode.is_production() => return Err(ConfigError::Missing("EDGE_PURGE_URL")),
             (None, None) => None,
             (Some(url), Some(secret)) => {
                 config::check_http_url("EDGE_PURGE_URL", &url)?;
@@ -121,6 +131,7 @@ impl ApiConfig {
             objects: ObjectsConfig::from_env(env)?,
             queue: QueueConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
+            origin: OriginAuth::from_env(env)?,
             payments: payments::PaymentsConfig::from_env(env)?,
             edge_purge,
             metrics: runtime::MetricsConfig::from_env(env)?,
@@ -128,6 +139,7 @@ impl ApiConfig {
             request_timeout: Duration::from_millis(at_least("REQUEST_TIMEOUT_MS", s.request_timeout_ms, 100)?),
             max_body_bytes: at_least("MAX_BODY_BYTES", s.max_body_bytes, 1024)? as usize,
             in_lambda,
+            mode,
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod json;
 pub mod middleware;
+pub mod origin;
 pub mod purge;
 pub mod routes;
 pub mod services;

@@ -89,6 +89,20 @@ impl Env {
         self.get("AWS_LAMBDA_RUNTIME_API").is_some()
     }
 
+    /// How strict start-up is (`APP_ENV`): see [`Mode`].
+    pub fn mode(&self) -> Result<Mode, ConfigError> {
+        let mode = match self.get("APP_ENV") {
+            None if self.in_lambda() => Mode::Production,
+            None => Mode::Development,
+            Some(raw) => match raw.to_ascii_lowercase().as_str() {
+                "production" => Mode::Production,
+                "development" => Mode::Development,
+                _ => return Err(ConfigError::invalid("APP_ENV", raw, "expected production or development")),
+            },
+        };
+        Ok(mode)
+    }
+
     /// Parses a settings struct: each field is the variable of the same name (use
     /// `#[serde(rename_all = "SCREAMING_SNAKE_CASE")]`), parsed by the field's type; unset
     /// fields take their `#[serde(default)]` or are [`ConfigError::Missing`].
@@ -98,6 +112,37 @@ impl Env {
 
     pub(crate) fn is_not_utf8(&self, key: &str) -> bool {
         self.not_utf8.iter().any(|k| k == key)
+    }
+}
+
+/// Whether this process serves real customers (`APP_ENV`).
+///
+/// The mode is explicit rather than guessed from the host: a production build on a container
+/// host must be as strict as one in Lambda, and a developer's laptop must never be mistaken
+/// for production. Unset, it is `production` inside AWS Lambda and `development` elsewhere
+/// (the deploy template sets it explicitly; a local Lambda emulator may say `development`).
+///
+/// In production every secret must be set (no random per-process keys), Postgres is reached
+/// over verified TLS, the edge's origin secret and `MAX_CONCURRENCY` are required, local
+/// stand-ins (object store, queue, payments) are refused and no development route is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Production,
+    Development,
+}
+
+impl Mode {
+    pub fn is_production(self) -> bool {
+        self == Mode::Production
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Production => "production",
+            Mode::Development => "development",
+        })
     }
 }
 
@@ -284,6 +329,18 @@ mod tests {
         env.not_utf8.push("API_BIND".into());
         let err = env.parse::<Settings>().unwrap_err();
         assert_eq!(err.key(), "API_BIND");
+    }
+
+    #[test]
+    fn the_mode_is_explicit_and_strict_by_default_in_lambda() {
+        assert_eq!(env(&[]).mode(), Ok(super::Mode::Development));
+        assert_eq!(env(&[("APP_ENV", "production")]).mode(), Ok(super::Mode::Production));
+        assert_eq!(env(&[("APP_ENV", " Production ")]).mode(), Ok(super::Mode::Production));
+        let lambda = [("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")];
+        assert_eq!(env(&lambda).mode(), Ok(super::Mode::Production));
+        // Local Lambda emulators (the cold-start bench) run development builds on purpose.
+        assert_eq!(env(&lambda).with("APP_ENV", "development").mode(), Ok(super::Mode::Development));
+        assert_eq!(env(&[("APP_ENV", "prod")]).mode().unwrap_err().key(), "APP_ENV");
     }
 
     #[test]

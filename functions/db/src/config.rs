@@ -123,8 +123,8 @@ pub struct DbSettings {
     pub database_read_url: Option<String>,
     #[serde(default = "defaults::budget")]
     pub db_max_connections: u64,
-    #[serde(default = "defaults::instances")]
-    pub max_concurrency: u64,
+    /// Unset: 1 in development; required in production.
+    pub max_concurrency: Option<u64>,
     pub db_pool_per_instance_max: Option<u64>,
     pub db_read_max_connections: Option<u64>,
     pub db_pool_mode: Option<PoolMode>,
@@ -145,9 +145,6 @@ mod defaults {
     pub fn budget() -> u64 {
         10
     }
-    pub fn instances() -> u64 {
-        1
-    }
     pub fn connect_ms() -> NonZeroU64 {
         NonZeroU64::new(1_000).unwrap_or(NonZeroU64::MIN)
     }
@@ -166,8 +163,22 @@ impl DbConfig {
     /// Reads the `DATABASE_*`, `DB_*` and `MAX_CONCURRENCY` variables. Inside Lambda each
     /// instance is capped at two connections by default: an instance serves one request at
     /// a time, so more would only idle.
+    ///
+    /// In production (`APP_ENV`) the connection arithmetic and the channel must be explicit:
+    /// `MAX_CONCURRENCY` is required (a default of one instance would let a fleet overrun the
+    /// database's connection limit) and every URL must say `sslmode=require` (verified TLS).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Self::from_settings(env.parse()?, env.in_lambda())
+        let settings: DbSettings = env.parse()?;
+        if env.mode()?.is_production() {
+            if settings.max_concurrency.is_none() {
+                return Err(ConfigError::Missing("MAX_CONCURRENCY"));
+            }
+            require_tls("DATABASE_URL", &settings.database_url)?;
+            if let Some(url) = &settings.database_read_url {
+                require_tls("DATABASE_READ_URL", url)?;
+            }
+        }
+        Self::from_settings(settings, env.in_lambda())
     }
 
     /// Every default, for one database at `url`: tools and tests that need a connection
@@ -185,7 +196,7 @@ impl DbConfig {
             check_url("DATABASE_READ_URL", url)?;
         }
         let budget = s.db_max_connections as usize;
-        let instances = s.max_concurrency as usize;
+        let instances = s.max_concurrency.unwrap_or(1) as usize;
         let cap = match s.db_pool_per_instance_max {
             Some(cap) => Some(cap as usize),
             None if in_lambda => Some(2),
@@ -229,6 +240,16 @@ impl DbConfig {
     }
 }
 
+/// Production never talks to its database in the clear, nor to an unverified server (the
+/// connector verifies the certificate whenever TLS is on).
+fn require_tls(key: &'static str, url: &str) -> Result<(), ConfigError> {
+    let parsed: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| ConfigError::invalid(key, url, e.to_string()))?;
+    if parsed.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+        return Err(ConfigError::invalid(key, url, "production (APP_ENV) requires sslmode=require (verified TLS)"));
+    }
+    Ok(())
+}
+
 fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
     url.parse::<tokio_postgres::Config>().map(|_| ()).map_err(|e| ConfigError::invalid(key, url, e.to_string()))
 }
@@ -247,7 +268,26 @@ mod tests {
         DbConfig::from_env(&env)
     }
 
-    const URL: (&str, &str) = ("DATABASE_URL", "postgres://api:hunter2@db.internal:5432/shop");
+    const URL: (&str, &str) = ("DATABASE_URL", "postgres://api:hunter2@db.internal:5432/shop?sslmode=require");
+
+    #[test]
+    fn production_needs_tls_and_an_explicit_fleet_size_whatever_the_host() {
+        let plain = ("DATABASE_URL", "postgres://api:hunter2@db.internal:5432/shop");
+        for lambda in [true, false] {
+            let production = ("APP_ENV", "production");
+            let err = config(&[production, URL], lambda).unwrap_err();
+            assert_eq!(err, ConfigError::Missing("MAX_CONCURRENCY"));
+            let err = config(&[production, plain, ("MAX_CONCURRENCY", "10")], lambda).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { key: "DATABASE_URL", .. }), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+            let replica = ("DATABASE_READ_URL", "postgres://api:x@replica/shop?sslmode=prefer");
+            let err = config(&[production, URL, replica, ("MAX_CONCURRENCY", "10")], lambda).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { key: "DATABASE_READ_URL", .. }), "{err}");
+            assert!(config(&[production, URL, ("MAX_CONCURRENCY", "10")], lambda).is_ok());
+        }
+        // Development keeps its defaults: one instance, plain connections to a local server.
+        assert_eq!(config(&[plain], false).unwrap().plan.instances, 1);
+    }
 
     #[test]
     fn a_local_server_gets_the_whole_budget() {

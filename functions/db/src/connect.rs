@@ -86,6 +86,11 @@ impl Connector {
         }
     }
 
+    /// What a pool needs to stop a statement on the server after giving up on it.
+    pub(crate) fn canceller(&self) -> Canceller {
+        Canceller { tls: self.tls.clone() }
+    }
+
     /// A pool manager that opens connections exactly as [`Connector::connect`] does.
     pub(crate) fn manager(&self) -> deadpool_postgres::Manager {
         let manager_config =
@@ -94,6 +99,34 @@ impl Connector {
             Some(tls) => deadpool_postgres::Manager::from_config(self.pg.clone(), tls.clone(), manager_config),
             None => deadpool_postgres::Manager::from_config(self.pg.clone(), NoTls, manager_config),
         }
+    }
+}
+
+/// Sends Postgres's out-of-band cancel request for a statement the client stopped waiting
+/// for. Without it, a statement abandoned by its client keeps running on the server — behind
+/// a transaction-mode pooler there is no server-side `statement_timeout` to end it — holding
+/// its locks and a server connection. Poolers (PgBouncer, Supavisor, RDS Proxy) forward the
+/// request to the server connection that runs the statement.
+#[derive(Clone)]
+pub(crate) struct Canceller {
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Canceller {
+    /// Fires the cancel request on its own task: the caller has already given up and must
+    /// not wait for the server a second time.
+    pub(crate) fn cancel(&self, token: tokio_postgres::CancelToken, doing: &'static str) {
+        let tls = self.tls.clone();
+        tokio::spawn(async move {
+            let sent = match tls {
+                Some(tls) => token.cancel_query(tls).await,
+                None => token.cancel_query(NoTls).await,
+            };
+            match sent {
+                Ok(()) => tracing::warn!(doing, "statement cancelled on the server after its time ran out"),
+                Err(e) => tracing::warn!(doing, error = %e, "could not cancel a timed-out statement"),
+            }
+        });
     }
 }
 

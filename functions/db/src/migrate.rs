@@ -86,10 +86,66 @@ fn runner() -> refinery::Runner {
     embedded::migrations::runner().set_grouped(false).set_abort_divergent(true).set_abort_missing(true)
 }
 
-/// Applies every pending migration. Returns the names applied.
+/// How long one migration statement may wait for a table lock before it gives up
+/// (`lock_timeout`). A schema change queued behind a long transaction holds every later
+/// reader and writer of that table behind itself: waiting without a bound would turn one
+/// slow report into an outage of the shop. Failing fast leaves nothing applied (each
+/// migration is one transaction) and the deploy's migrate step tries again.
+pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Applies every pending migration, each statement waiting at most
+/// [`DEFAULT_LOCK_TIMEOUT`] for a lock. Returns the names applied.
 pub async fn migrate(client: &mut Client) -> Result<Vec<String>, MigrateError> {
+    migrate_with(client, runner(), DEFAULT_LOCK_TIMEOUT).await
+}
+
+/// [`migrate`] with this build's migrations plus `newer` (`("V<n>__name", sql)`) and the
+/// lock timeout given: tests that play a newer build's deploy.
+#[cfg(feature = "test-support")]
+pub async fn migrate_as_newer_build(
+    client: &mut Client,
+    newer: &[(&str, &str)],
+    lock_timeout: std::time::Duration,
+) -> Result<Vec<String>, MigrateError> {
+    let mut all = embedded();
+    for (name, sql) in newer {
+        all.push(Migration::unapplied(name, sql)?);
+    }
+    let runner = refinery::Runner::new(&all).set_grouped(false).set_abort_divergent(true).set_abort_missing(true);
+    migrate_with(client, runner, lock_timeout).await
+}
+
+impl MigrateError {
+    /// Whether a migration gave up waiting for a lock (`lock_timeout`): worth another try
+    /// once the transaction holding the lock has ended.
+    pub fn is_lock_timeout(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = source {
+            if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
+                if pg.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                    return true;
+                }
+            }
+            if e.to_string().contains("lock timeout") {
+                return true;
+            }
+            source = e.source();
+        }
+        false
+    }
+}
+
+async fn migrate_with(
+    client: &mut Client,
+    runner: refinery::Runner,
+    lock_timeout: std::time::Duration,
+) -> Result<Vec<String>, MigrateError> {
     let db = |doing| move |source| MigrateError::Db { doing, source };
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db("taking the migration lock"))?;
+    client
+        .batch_execute(&format!("SET lock_timeout = {}", lock_timeout.as_millis().max(1)))
+        .await
+        .map_err(db("setting the lock timeout"))?;
     let result = match schema_state(client).await {
         // Refinery refuses a history holding versions it does not know; a database a newer
         // build migrated has nothing for this one to do (a rollback deploy runs this).
@@ -97,9 +153,10 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<String>, MigrateError> {
             tracing::warn!(newer = ?unknown, "the database is ahead of this build; nothing to apply");
             Ok(None)
         }
-        Ok(_) => runner().run_async(client).await.map(Some).map_err(MigrateError::from),
+        Ok(_) => runner.run_async(client).await.map(Some).map_err(MigrateError::from),
         Err(e) => Err(e),
     };
+    client.batch_execute("RESET lock_timeout").await.map_err(db("resetting the lock timeout"))?;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await

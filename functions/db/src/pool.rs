@@ -3,7 +3,8 @@
 //! Every wait is bounded: getting a connection waits at most `DB_POOL_WAIT_TIMEOUT_MS` for
 //! a free slot and `DB_CONNECT_TIMEOUT_MS` to open one; every statement is bounded by the
 //! server's `statement_timeout` and, as a backstop the server cannot break, by a client-side
-//! timer. A database that is down or unreachable therefore yields
+//! timer that also cancels the statement on the server (behind a transaction pooler, where no
+//! start-up option can set `statement_timeout`, that timer is the limit). A database that is down or unreachable therefore yields
 //! [`StoreError::Unavailable`] within about 1.5 s by default, never a hang.
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::config::{DbConfig, PoolMode};
-use crate::connect::{Connector, Purpose};
+use crate::connect::{Canceller, Connector, Purpose};
 
 /// Failures of the store, classified by what a caller can do about them.
 #[derive(Debug, Error)]
@@ -89,6 +90,7 @@ pub struct Db {
     pool: Pool,
     mode: PoolMode,
     query_guard: Duration,
+    canceller: Canceller,
     role: &'static str,
 }
 
@@ -162,7 +164,14 @@ impl Db {
             .recycle_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|e| StoreError::Unavailable { doing: "building the pool", reason: e.to_string() })?;
-        Ok(Self { pool, mode: config.pool_mode, query_guard: config.statement_timeout + Duration::from_secs(1), role })
+        // In session mode the server's own statement_timeout ends a slow statement and the
+        // client's timer is a backstop a second later. Behind a transaction pooler no
+        // start-up option can set that timeout, so the client's timer is the limit itself.
+        let query_guard = match config.pool_mode {
+            PoolMode::Session => config.statement_timeout + Duration::from_secs(1),
+            PoolMode::Transaction => config.statement_timeout,
+        };
+        Ok(Self { pool, mode: config.pool_mode, query_guard, canceller: connector.canceller(), role })
     }
 
     pub fn role(&self) -> &'static str {
@@ -177,7 +186,7 @@ impl Db {
     /// A connection from the pool, within the configured wait and connect timeouts.
     pub async fn conn(&self) -> Result<Conn, StoreError> {
         let client = self.pool.get().await.map_err(|e| StoreError::from_pool("getting a connection", e))?;
-        Ok(Conn { client, mode: self.mode, guard: self.query_guard })
+        Ok(Conn { client, mode: self.mode, guard: self.query_guard, canceller: self.canceller.clone() })
     }
 
     /// `SELECT 1` within the pool's bounds: readiness.
@@ -191,6 +200,7 @@ pub struct Conn {
     client: deadpool_postgres::Object,
     mode: PoolMode,
     guard: Duration,
+    canceller: Canceller,
 }
 
 /// A statement parameter with its declared type: declaring types lets the transaction
@@ -204,6 +214,8 @@ trait Statements: deadpool_postgres::GenericClient {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, tokio_postgres::Error>;
+
+    fn cancel_token(&self) -> tokio_postgres::CancelToken;
 }
 
 impl Statements for deadpool_postgres::Client {
@@ -213,6 +225,10 @@ impl Statements for deadpool_postgres::Client {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         self.query_typed(sql, params).await
+    }
+
+    fn cancel_token(&self) -> tokio_postgres::CancelToken {
+        tokio_postgres::Client::cancel_token(self)
     }
 }
 
@@ -224,13 +240,19 @@ impl Statements for deadpool_postgres::Transaction<'_> {
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         self.query_typed(sql, params).await
     }
+
+    fn cancel_token(&self) -> tokio_postgres::CancelToken {
+        tokio_postgres::Transaction::cancel_token(self)
+    }
 }
 
-/// Runs `sql` the way `mode` allows, bounded by `guard`.
+/// Runs `sql` the way `mode` allows, bounded by `guard`; a statement still running when
+/// the guard fires is cancelled on the server.
 async fn run<C: Statements + Sync>(
     client: &C,
     mode: PoolMode,
     guard: Duration,
+    canceller: &Canceller,
     doing: &'static str,
     sql: &str,
     params: &[Param<'_>],
@@ -248,7 +270,10 @@ async fn run<C: Statements + Sync>(
     };
     match tokio::time::timeout(guard, run).await {
         Ok(result) => result.map_err(|e| StoreError::from_pg(doing, e)),
-        Err(_) => Err(StoreError::Unavailable { doing, reason: format!("no answer within {guard:?}") }),
+        Err(_) => {
+            canceller.cancel(client.cancel_token(), doing);
+            Err(StoreError::Unavailable { doing, reason: format!("no answer within {guard:?}") })
+        }
     }
 }
 
@@ -257,15 +282,15 @@ impl Conn {
     /// in transaction mode it goes through the unnamed statement, so nothing named survives
     /// on a server connection another client may get next.
     pub async fn query(&self, doing: &'static str, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        run(&self.client, self.mode, self.guard, doing, sql, params).await
+        run(&self.client, self.mode, self.guard, &self.canceller, doing, sql, params).await
     }
 
     /// Starts a transaction; statements in it follow the same pool-mode rules. Dropping the
     /// [`Tx`] without [`Tx::commit`] rolls back, so an early return leaves nothing behind.
     pub async fn transaction(&mut self) -> Result<Tx<'_>, StoreError> {
-        let (mode, guard) = (self.mode, self.guard);
+        let (mode, guard, canceller) = (self.mode, self.guard, self.canceller.clone());
         let tx = self.client.transaction().await.map_err(|e| StoreError::from_pg("starting a transaction", e))?;
-        Ok(Tx { tx, mode, guard })
+        Ok(Tx { tx, mode, guard, canceller })
     }
 
     /// The raw client, for migrations and tests that need the whole driver.
@@ -286,11 +311,12 @@ pub struct Tx<'a> {
     tx: deadpool_postgres::Transaction<'a>,
     mode: PoolMode,
     guard: Duration,
+    canceller: Canceller,
 }
 
 impl Tx<'_> {
     pub async fn query(&self, doing: &'static str, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        run(&self.tx, self.mode, self.guard, doing, sql, params).await
+        run(&self.tx, self.mode, self.guard, &self.canceller, doing, sql, params).await
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

@@ -133,6 +133,40 @@ async fn an_unreachable_database_is_not_checked_and_start_up_goes_on() {
 }
 
 #[tokio::test]
+async fn a_migration_that_cannot_get_its_lock_gives_up_fast_and_applies_nothing() {
+    let db = TestDb::seeded().await;
+    // A long transaction (a report, a stuck request) reads the products table…
+    let mut holder = db.client().await;
+    let open = holder.transaction().await.unwrap();
+    open.query_one("SELECT count(*) FROM products", &[]).await.unwrap();
+
+    // …so a newer build's ALTER TABLE would wait for it, and every later query of the table
+    // would queue behind that ALTER. The migration gives up within its lock timeout instead.
+    let version = migrate::newest_version() + 1;
+    let newer = [(format!("V{version}__add_a_column"), "ALTER TABLE products ADD COLUMN sparkle INT")];
+    let newer: Vec<(&str, &str)> = newer.iter().map(|(n, sql)| (n.as_str(), *sql)).collect();
+    let mut client = db.client().await;
+    let started = Instant::now();
+    let attempt =
+        tokio::time::timeout(Duration::from_secs(10), migrate::migrate_as_newer_build(&mut client, &newer, Duration::from_millis(300)))
+            .await
+            .expect("the migration waited for the lock without a bound");
+    let err = attempt.unwrap_err();
+    assert!(err.is_lock_timeout(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(matches!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { .. }));
+
+    // Once the long transaction ends, the same deploy step succeeds.
+    open.commit().await.unwrap();
+    let applied = migrate::migrate_as_newer_build(&mut client, &newer, Duration::from_millis(300)).await.unwrap();
+    assert_eq!(applied, [newer[0].0]);
+    // The session that migrated is back to no lock timeout.
+    let row = client.query_one("SHOW lock_timeout", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "0");
+    db.drop_db().await;
+}
+
+#[tokio::test]
 async fn a_failed_migration_leaves_nothing_behind() {
     let db = TestDb::empty().await;
     let mut client = db.client().await;
@@ -330,6 +364,50 @@ async fn transaction_pooler_mode_leaves_no_named_prepared_statement_on_the_conne
     // The same reads in session mode do cache statements: the check above can fail.
     assert!(prepared_statements_after_catalog_reads(&db.url, "session").await > 0);
     assert_eq!(config(&db.url, &[("DB_POOL_MODE", "transaction")]).pool_mode, PoolMode::Transaction);
+    db.drop_db().await;
+}
+
+/// Whether a `pg_sleep` sent under `application_name` is still running on the server.
+async fn sleeping_statements(db: &TestDb, application_name: &str) -> i64 {
+    let client = db.client().await;
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND state = 'active' AND query LIKE '%pg_sleep%'",
+            &[&application_name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_statement_the_client_gave_up_on_does_not_keep_running_on_the_server() {
+    // Behind a transaction pooler no start-up option can set statement_timeout, so before the
+    // client cancelled what it abandoned, a slow statement ran on for as long as it liked,
+    // holding its locks and a server connection.
+    let db = TestDb::migrated().await;
+    for mode in ["transaction", "session"] {
+        let app = format!("cancel-test-{mode}");
+        let database = Database::new(&config(
+            &db.url,
+            &[("DB_POOL_MODE", mode), ("DB_STATEMENT_TIMEOUT_MS", "300"), ("DB_APPLICATION_NAME", &app)],
+        ))
+        .unwrap();
+        let conn = database.primary.conn().await.unwrap();
+        let started = Instant::now();
+        let err = conn.query("sleeping", "SELECT pg_sleep(30)", &[]).await.unwrap_err();
+        assert!(err.is_unavailable(), "{mode}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{mode}: took {:?}", started.elapsed());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sleeping_statements(&db, &app).await > 0 {
+            assert!(Instant::now() < deadline, "{mode}: the abandoned statement is still running on the server");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The connection is usable again afterwards.
+        drop(conn);
+        database.primary.ping().await.unwrap();
+    }
     db.drop_db().await;
 }
 

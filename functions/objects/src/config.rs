@@ -2,7 +2,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `OBJECT_STORE` | `local` outside Lambda; required in Lambda | `s3` or `local` |
+//! | `OBJECT_STORE` | `local` in development; required in production (`APP_ENV`) | `s3` or `local` |
 //! | `S3_BUCKET` | (required for `s3`) | bucket name |
 //! | `S3_ENDPOINT` | AWS | `https://<account>.r2.cloudflarestorage.com`, `http://127.0.0.1:5005` … |
 //! | `S3_FORCE_PATH_STYLE` | `true` with `S3_ENDPOINT`, else `false` | path-style URLs |
@@ -13,8 +13,9 @@
 //! | `LOCAL_OBJECTS_PUBLIC_URL` | `http://127.0.0.1:3000` | the API as the browser reaches it |
 //! | `LOCAL_OBJECTS_SECRET` | random per process | HMAC key for signed URLs, ≥ 32 bytes |
 //!
-//! A local store inside Lambda is refused: its disk is per instance and temporary, so the
-//! worker would never see what the API stored.
+//! A local store in production (`APP_ENV=production`, the default inside Lambda) is refused:
+//! a function instance's disk is private and temporary, so the worker would never see what
+//! the API stored.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,14 +104,14 @@ pub enum StoreKind {
 impl ObjectsConfig {
     /// Reads the variables in the table above.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Self::from_settings(env.parse()?, env.in_lambda())
+        Self::from_settings(env.parse()?, env.mode()?.is_production())
     }
 
     /// Checks the settings: which store, and everything that store needs.
-    pub fn from_settings(s: ObjectsSettings, in_lambda: bool) -> Result<Self, ConfigError> {
+    pub fn from_settings(s: ObjectsSettings, production: bool) -> Result<Self, ConfigError> {
         let kind = match s.object_store {
             Some(kind) => kind,
-            None if in_lambda => return Err(ConfigError::Missing("OBJECT_STORE")),
+            None if production => return Err(ConfigError::Missing("OBJECT_STORE")),
             None => StoreKind::Local,
         };
         match kind {
@@ -134,10 +135,10 @@ impl ObjectsConfig {
                 let force_path_style = s.s3_force_path_style.unwrap_or(connection.endpoint.is_some());
                 Ok(Self::S3(S3StoreConfig { bucket, connection, force_path_style }))
             }
-            StoreKind::Local if in_lambda => Err(ConfigError::invalid(
+            StoreKind::Local if production => Err(ConfigError::invalid(
                 "OBJECT_STORE",
                 "local",
-                "local is for development: a Lambda instance's disk is private and temporary; use s3",
+                "local is for development, not APP_ENV=production: a function instance's disk is private and temporary; use s3",
             )),
             StoreKind::Local => {
                 let public_base_url = s.local_objects_public_url.unwrap_or_else(|| DEFAULT_LOCAL_PUBLIC_URL.into());
@@ -207,8 +208,13 @@ mod tests {
     }
 
     #[test]
-    fn lambda_must_choose_and_cannot_choose_local() {
+    fn production_must_choose_and_cannot_choose_local_whatever_the_host() {
         assert_eq!(parse(&[], true), Err(ConfigError::Missing("OBJECT_STORE")));
+        assert_eq!(parse(&[("APP_ENV", "production")], false), Err(ConfigError::Missing("OBJECT_STORE")));
+        assert!(matches!(
+            parse(&[("APP_ENV", "production"), ("OBJECT_STORE", "local")], false),
+            Err(ConfigError::Invalid { key: "OBJECT_STORE", .. })
+        ));
         assert!(matches!(
             parse(&[("OBJECT_STORE", "local")], true),
             Err(ConfigError::Invalid { key: "OBJECT_STORE", .. })

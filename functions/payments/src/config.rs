@@ -9,7 +9,7 @@
 //! | `STRIPE_TIMEOUT_MS` | 3000 | one attempt, start to finish |
 //! | `STRIPE_CONNECT_TIMEOUT_MS` | 1500 | TCP + TLS |
 //! | `STRIPE_MAX_RETRIES` | 2 | extra attempts on network errors, 429, 5xx (0–5) |
-//! | `PAYMENTS_REQUIRE_STRIPE` | 1 in Lambda, else 0 | refuse to start without a Stripe key |
+//! | `PAYMENTS_REQUIRE_STRIPE` | 1 in production (cannot be 0 there), else 0 | refuse to start without a Stripe key |
 //! | `LOCAL_WEBHOOK_SECRET` | random per process | the local provider's signing secret |
 //! | `LOCAL_TAX_RATE_BP` | 0 | the local provider's pretend tax rate, basis points (0–5000) |
 
@@ -94,15 +94,22 @@ fn within(key: &'static str, value: u64, min: u64, max: u64) -> Result<u64, Conf
 }
 
 impl PaymentsConfig {
-    /// Reads the variables in the table above. Inside Lambda a Stripe key is required unless
-    /// `PAYMENTS_REQUIRE_STRIPE=0` says otherwise: a deploy that silently fell back to
-    /// pretend payments would give orders away.
+    /// Reads the variables in the table above. In production (`APP_ENV`) a Stripe key is
+    /// always required: a deploy that silently fell back to pretend payments would give
+    /// orders away. In development `PAYMENTS_REQUIRE_STRIPE=1` asks for the same.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Self::from_settings(env.parse()?, env.in_lambda())
+        Self::from_settings(env.parse()?, env.mode()?.is_production())
     }
 
-    pub fn from_settings(s: PaymentsSettings, in_lambda: bool) -> Result<Self, ConfigError> {
-        let require_stripe = s.payments_require_stripe.unwrap_or(in_lambda);
+    pub fn from_settings(s: PaymentsSettings, production: bool) -> Result<Self, ConfigError> {
+        if production && s.payments_require_stripe == Some(false) {
+            return Err(ConfigError::invalid(
+                "PAYMENTS_REQUIRE_STRIPE",
+                "false",
+                "production (APP_ENV) never runs the local payments stand-in",
+            ));
+        }
+        let require_stripe = production || s.payments_require_stripe.unwrap_or(false);
         let Some(raw_key) = s.stripe_secret_key else {
             if require_stripe {
                 return Err(ConfigError::Missing("STRIPE_SECRET_KEY"));

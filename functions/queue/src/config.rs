@@ -2,15 +2,16 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `QUEUE` | `memory` outside Lambda; required in Lambda | `sqs` or `memory` |
+//! | `QUEUE` | `memory` in development; required in production (`APP_ENV`) | `sqs` or `memory` |
 //! | `SQS_QUEUE_URL` | (required for `sqs`) | the cut-out queue |
 //! | `SQS_ENDPOINT` | AWS | e.g. `http://127.0.0.1:5005` for moto |
 //! | `SQS_REGION` | `AWS_REGION`, else the region in an AWS queue URL, else `us-east-1` with an endpoint | |
 //! | `SQS_ACCESS_KEY_ID`, `SQS_SECRET_ACCESS_KEY` | the `AWS_*` variables | static keys |
 //! | `SQS_ATTEMPT_TIMEOUT_MS`, `SQS_OPERATION_TIMEOUT_MS`, `SQS_MAX_ATTEMPTS` | 10000, 30000, 3 | bounds |
 //!
-//! An in-memory queue inside Lambda is refused: the API's instance and the worker's are
-//! different processes, so nothing sent would ever be received.
+//! An in-memory queue in production (`APP_ENV=production`, the default inside Lambda) is
+//! refused: the API's instances and the worker's are different processes, so nothing sent
+//! would ever be received.
 
 use aws::{AwsConnection, ConnectionKeys, ConnectionSettings};
 use config::{ConfigError, Env, check_http_url};
@@ -63,14 +64,14 @@ pub enum QueueKind {
 impl QueueConfig {
     /// Reads the variables in the table above.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Self::from_settings(env.parse()?, env.in_lambda())
+        Self::from_settings(env.parse()?, env.mode()?.is_production())
     }
 
     /// Checks the settings: which queue, and everything it needs.
-    pub fn from_settings(s: QueueSettings, in_lambda: bool) -> Result<Self, ConfigError> {
+    pub fn from_settings(s: QueueSettings, production: bool) -> Result<Self, ConfigError> {
         let kind = match s.queue {
             Some(kind) => kind,
-            None if in_lambda => return Err(ConfigError::Missing("QUEUE")),
+            None if production => return Err(ConfigError::Missing("QUEUE")),
             None => QueueKind::Memory,
         };
         match kind {
@@ -93,10 +94,10 @@ impl QueueConfig {
                 )?;
                 Ok(Self::Sqs(SqsQueueConfig { queue_url, connection }))
             }
-            QueueKind::Memory if in_lambda => Err(ConfigError::invalid(
+            QueueKind::Memory if production => Err(ConfigError::invalid(
                 "QUEUE",
                 "memory",
-                "memory is for development: Lambda instances share no memory; use sqs",
+                "memory is for development, not APP_ENV=production: function instances share no memory; use sqs",
             )),
             QueueKind::Memory => Ok(Self::Memory),
         }
@@ -124,12 +125,14 @@ mod tests {
     }
 
     #[test]
-    fn memory_outside_lambda_only() {
+    fn memory_in_development_only() {
         assert_eq!(parse(&[], false), Ok(QueueConfig::Memory));
         assert_eq!(parse(&[("QUEUE", "memory")], false), Ok(QueueConfig::Memory));
         assert_eq!(parse(&[], true), Err(ConfigError::Missing("QUEUE")));
         assert!(matches!(parse(&[("QUEUE", "memory")], true), Err(ConfigError::Invalid { key: "QUEUE", .. })));
         assert!(matches!(parse(&[("QUEUE", "kafka")], false), Err(ConfigError::Invalid { key: "QUEUE", .. })));
+        let production = [("APP_ENV", "production"), ("QUEUE", "memory")];
+        assert!(matches!(parse(&production, false), Err(ConfigError::Invalid { key: "QUEUE", .. })));
     }
 
     #[test]

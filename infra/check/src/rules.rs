@@ -105,7 +105,7 @@ fn allowed_actions(function: &Resource) -> BTreeSet<&'static str> {
 }
 
 /// Environment keys that hold secrets: they must be dynamic references, never values.
-const SECRET_KEYS: [&str; 12] = [
+const SECRET_KEYS: [&str; 13] = [
     "DATABASE_URL",
     "DATABASE_READ_URL",
     "JWT_KEYS",
@@ -114,6 +114,7 @@ const SECRET_KEYS: [&str; 12] = [
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "EDGE_PURGE_SECRET",
+    "EDGE_ORIGIN_SECRETS",
     "SUPABASE_JWT_SECRET",
     "S3_ACCESS_KEY_ID",
     "S3_SECRET_ACCESS_KEY",
@@ -214,7 +215,7 @@ fn start_up_plan(vars: &BTreeMap<String, String>) -> Result<db::PoolPlan, String
         .map(|(k, v)| {
             // The secret's value is unknown offline; any valid URL gives the same plan.
             let v = if (k == "DATABASE_URL" || k == "DATABASE_READ_URL") && is_dynamic_secret(v) {
-                format!("postgres://checker@{}.invalid/postgres", k.to_lowercase().replace('_', "-"))
+                format!("postgres://checker@{}.invalid/postgres?sslmode=require", k.to_lowercase().replace('_', "-"))
             } else {
                 v.clone()
             };
@@ -322,6 +323,11 @@ impl Checker<'_> {
     }
 
     fn secrets(&mut self, f: &Resource) {
+        // Production strictness is explicit, never guessed from the host: every secret
+        // required, TLS to Postgres, no local stand-ins, no development routes.
+        if env_vars(f).get("APP_ENV").map(String::as_str) != Some("production") {
+            self.fail("secrets", format!("{}: APP_ENV must be production", f.name));
+        }
         for (k, v) in env_vars(f) {
             if SECRET_KEYS.contains(&k.as_str()) && !is_dynamic_secret(&v) {
                 self.fail("secrets", format!("{}: {k} must come from Secrets Manager (a dynamic reference)", f.name));

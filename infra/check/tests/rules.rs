@@ -301,6 +301,10 @@ fn secrets_must_be_references_never_values() {
     let mut f = Fixture::shipped();
     f.set("ApiFunction", "Environment.Variables.JWT_KEYS", Value::from("main:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
     assert_fails(&f.report(), "secrets", "JWT_KEYS must come from Secrets Manager");
+
+    let mut f = Fixture::shipped();
+    f.set("RemoveBgFunction", "Environment.Variables.APP_ENV", Value::from("development"));
+    assert_fails(&f.report(), "secrets", "RemoveBgFunction: APP_ENV must be production");
 }
 
 #[test]

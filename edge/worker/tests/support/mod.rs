@@ -29,6 +29,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 
 pub const SECRET: &str = "purge-secret-0123456789abcdef0123456789";
+/// The secret the Worker shows the origins (`X-Edge-Auth`).
+pub const ORIGIN_SECRET: &str = "origin-secret-0123456789abcdef012345678";
 pub const ZONE: &str = "0123456789abcdef0123456789abcdef";
 pub const API_TOKEN: &str = "test-api-token";
 pub const PUBLIC_HOST: &str = "shop.test";
@@ -111,6 +113,7 @@ impl<'a> Setup<'a> {
             ("EDGE_COUNTRY_POOLS", "JP=us-west".to_owned()),
             ("EDGE_FALLBACK_POOL", "us-west".to_owned()),
             ("EDGE_PURGE_SECRET", SECRET.to_owned()),
+            ("EDGE_ORIGIN_SECRET", ORIGIN_SECRET.to_owned()),
             ("CF_ZONE_ID", ZONE.to_owned()),
             ("CF_API_TOKEN", API_TOKEN.to_owned()),
             ("CF_API_BASE", format!("{zone_api}/client/v4")),

@@ -9,15 +9,15 @@
 //! | `SUPABASE_JWT_SECRET` | unset: Supabase sign-in off | HS256 secret of the Supabase project |
 //! | `SUPABASE_JWT_ISSUER` | unset: not checked | e.g. `https://<ref>.supabase.co/auth/v1` |
 //! | `ORDER_TOKEN_SECRET` | – | HMAC key for guests' order tokens |
-//! | `CLIENT_IP_HEADER` | unset | header carrying the client IP (set by the edge) |
 //!
-//! Secrets are at least 32 bytes. In Lambda, `JWT_KEYS`/`JWT_SECRET` and
-//! `ORDER_TOKEN_SECRET` are required; elsewhere (tests, `make dev`) a missing one is a random
-//! per-process key, like `LOCAL_OBJECTS_SECRET`: tokens then die with the process.
+//! Secrets are at least 32 bytes. In production (`APP_ENV=production`, the default inside
+//! Lambda) `JWT_KEYS`/`JWT_SECRET` and `ORDER_TOKEN_SECRET` are required; in development
+//! (tests, `make dev`) a missing one is a random per-process key, like
+//! `LOCAL_OBJECTS_SECRET`: tokens then die with the process. (The client's IP and the edge's
+//! secret are the `origin` module's.)
 
 use std::time::Duration;
 
-use axum::http::HeaderName;
 use config::{ConfigError, Env};
 use serde::Deserialize;
 
@@ -57,7 +57,6 @@ pub struct AuthConfig {
     pub ttl: Duration,
     pub supabase: Option<SupabaseConfig>,
     pub order_token_secret: Vec<u8>,
-    pub client_ip_header: Option<HeaderName>,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -68,7 +67,6 @@ impl std::fmt::Debug for AuthConfig {
             .field("audience", &self.audience)
             .field("ttl", &self.ttl)
             .field("supabase", &self.supabase)
-            .field("client_ip_header", &self.client_ip_header)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +103,6 @@ pub struct AuthSettings {
     pub supabase_jwt_secret: Option<String>,
     pub supabase_jwt_issuer: Option<String>,
     pub order_token_secret: Option<String>,
-    pub client_ip_header: Option<String>,
 }
 
 mod defaults {
@@ -122,14 +119,14 @@ mod defaults {
 
 impl AuthConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Self::from_settings(env.parse()?, env.in_lambda())
+        Self::from_settings(env.parse()?, env.mode()?.is_production())
     }
 
-    pub fn from_settings(s: AuthSettings, in_lambda: bool) -> Result<Self, ConfigError> {
+    pub fn from_settings(s: AuthSettings, production: bool) -> Result<Self, ConfigError> {
         let keys = match (s.jwt_keys, s.jwt_secret) {
             (Some(list), _) => parse_key_list(&list)?,
             (None, Some(raw)) => vec![JwtKey { kid: "main".into(), secret: secret("JWT_SECRET", &raw)? }],
-            (None, None) if in_lambda => return Err(ConfigError::Missing("JWT_KEYS")),
+            (None, None) if production => return Err(ConfigError::Missing("JWT_KEYS")),
             (None, None) => vec![JwtKey { kid: "dev".into(), secret: random_secret() }],
         };
         if !(60..=86_400).contains(&s.jwt_ttl_secs) {
@@ -147,15 +144,8 @@ impl AuthConfig {
         };
         let order_token_secret = match s.order_token_secret {
             Some(raw) => secret("ORDER_TOKEN_SECRET", &raw)?,
-            None if in_lambda => return Err(ConfigError::Missing("ORDER_TOKEN_SECRET")),
+            None if production => return Err(ConfigError::Missing("ORDER_TOKEN_SECRET")),
             None => random_secret(),
-        };
-        let client_ip_header = match s.client_ip_header {
-            None => None,
-            Some(raw) => Some(
-                HeaderName::try_from(raw.to_ascii_lowercase())
-                    .map_err(|e| ConfigError::invalid("CLIENT_IP_HEADER", &raw, e.to_string()))?,
-            ),
         };
         Ok(Self {
             keys,
@@ -164,7 +154,6 @@ impl AuthConfig {
             ttl: Duration::from_secs(s.jwt_ttl_secs),
             supabase,
             order_token_secret,
-            client_ip_header,
         })
     }
 }
@@ -203,8 +192,9 @@ mod tests {
     }
 
     #[test]
-    fn lambda_needs_real_secrets_local_gets_random_ones() {
+    fn production_needs_real_secrets_development_gets_random_ones() {
         assert!(matches!(parse(&[], true), Err(ConfigError::Missing("JWT_KEYS"))));
+        assert!(matches!(parse(&[("APP_ENV", "production")], false), Err(ConfigError::Missing("JWT_KEYS"))));
         let long = "s".repeat(32);
         assert!(matches!(parse(&[("JWT_SECRET", &long)], true), Err(ConfigError::Missing("ORDER_TOKEN_SECRET"))));
         assert!(parse(&[("JWT_SECRET", &long), ("ORDER_TOKEN_SECRET", &long)], true).is_ok());

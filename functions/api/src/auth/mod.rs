@@ -139,9 +139,11 @@ impl FromRequestParts<AppState> for MaybeAuth {
     }
 }
 
-/// The client's IP, for per-IP sign-in limits: the configured header (`CLIENT_IP_HEADER`,
-/// set by the edge, whose own address is all the API sees), else API Gateway's source IP,
-/// else the TCP peer, else `unknown`.
+/// The client's IP, for per-IP limits: the edge's client-IP header (`CLIENT_IP_HEADER`) on a
+/// request the edge authenticated ([`FromEdge`](crate::origin::FromEdge)) — the edge's own
+/// address is all the API sees there — else API Gateway's source IP, else the TCP peer, else
+/// `unknown`. A client-IP header on any other request is ignored: anyone can write one, and
+/// believing it would let every caller pick a fresh IP per guess.
 pub struct ClientIp(pub String);
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -153,7 +155,8 @@ impl FromRequestParts<AppState> for ClientIp {
             (!s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit() || b".:[]".contains(&b)))
                 .then(|| s.to_owned())
         };
-        if let Some(header) = &state.auth.client_ip_header {
+        if parts.extensions.get::<crate::origin::FromEdge>().is_some() {
+            let header = &state.origin.client_ip_header;
             if let Some(ip) = parts.headers.get(header).and_then(|v| v.to_str().ok()).and_then(clean) {
                 return Ok(Self(ip));
             }

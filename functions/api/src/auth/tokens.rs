@@ -214,7 +214,6 @@ mod tests {
             ttl: Duration::from_secs(900),
             supabase: None,
             order_token_secret: vec![1; 32],
-            client_ip_header: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod local_objects;
 pub mod orders;
 pub mod quote;
+pub mod table;
 pub mod uploads;
 pub mod webhooks;
 

@@ -15,6 +15,10 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<()>,
 }
 
+/// The edge's secret in tests: [`TestApp`]'s client sends it on every request, as the edge
+/// does, so the client-IP header tests send is believed.
+pub const EDGE_SECRET: &str = "test-edge-origin-secret-0123456789abcdef";
+
 /// A test configuration: the given database, a local object store in a fresh temporary
 /// directory whose signed URLs point at `public`, the in-process queue.
 pub fn config(database_url: &str, extra: &[(&str, &str)]) -> ApiConfig {
@@ -28,9 +32,18 @@ pub fn config_at(database_url: &str, public: &str, extra: &[(&str, &str)]) -> Ap
     map.insert("API_BIND".into(), "127.0.0.1:0".into());
     map.entry("LOCAL_OBJECTS_DIR".into()).or_insert_with(|| objects.display().to_string());
     map.entry("LOCAL_OBJECTS_PUBLIC_URL".into()).or_insert_with(|| public.to_owned());
-    // Tests name the client IP in a header, as the edge does in production.
+    // Tests name the client IP in a header and authenticate as the edge, as it does in
+    // production.
     map.entry("CLIENT_IP_HEADER".into()).or_insert_with(|| "x-client-ip".into());
+    map.entry("EDGE_ORIGIN_SECRETS".into()).or_insert_with(|| EDGE_SECRET.into());
     ApiConfig::from_env(&config::Env::from_pairs(map)).expect("test configuration is valid")
+}
+
+/// An HTTP client that calls the API the way the edge does (with its secret).
+pub fn edge_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-edge-auth", reqwest::header::HeaderValue::from_static(EDGE_SECRET));
+    reqwest::Client::builder().default_headers(headers).build().expect("an HTTP client")
 }
 
 impl TestApp {
@@ -48,9 +61,10 @@ impl TestApp {
         let app_state = app.state.clone();
         let queue = app.memory_queue.take();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app.router).await.unwrap();
+            let service = app.router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service).await.unwrap();
         });
-        Self { addr, db, http: reqwest::Client::new(), app_state, queue, server }
+        Self { addr, db, http: edge_client(), app_state, queue, server }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod lambda;
 mod orders;
+mod production;
 mod quote;
 mod startup;
 mod uploads;

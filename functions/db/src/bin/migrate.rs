@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
+    const LOCK_ATTEMPTS: u64 = 4;
     let config = DbConfig::from_env(&env).context("reading the database settings")?;
     let connector = Connector::new(&config, &config.primary_url, Purpose::Maintenance)?;
     let shown = connector.shown().to_owned();
@@ -51,7 +52,20 @@ async fn main() -> anyhow::Result<()> {
         };
     }
 
-    let applied = migrate::migrate(&mut client).await.context("applying migrations")?;
+    // A migration that could not get its lock within the lock timeout applied nothing; the
+    // long transaction in its way usually ends within seconds, so try a few times.
+    let mut attempt = 1;
+    let applied = loop {
+        match migrate::migrate(&mut client).await {
+            Ok(applied) => break applied,
+            Err(e) if e.is_lock_timeout() && attempt < LOCK_ATTEMPTS => {
+                tracing::warn!(attempt, error = %e, "a migration could not get its lock in time; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(2 * attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e).context("applying migrations"),
+        }
+    };
     if applied.is_empty() {
         tracing::info!(database = %shown, "no pending migrations");
     } else {

@@ -35,10 +35,18 @@ fn local_settings_can_be_fixed() {
 }
 
 #[test]
-fn stripe_can_be_required_and_is_by_default_in_lambda() {
+fn stripe_can_be_required_and_always_is_in_production() {
     assert_eq!(config(&[("PAYMENTS_REQUIRE_STRIPE", "1")], false), Err(ConfigError::Missing("STRIPE_SECRET_KEY")));
     assert_eq!(config(&[], true), Err(ConfigError::Missing("STRIPE_SECRET_KEY")));
-    assert!(matches!(config(&[("PAYMENTS_REQUIRE_STRIPE", "0")], true), Ok(PaymentsConfig::Local(_))));
+    assert_eq!(config(&[("APP_ENV", "production")], false), Err(ConfigError::Missing("STRIPE_SECRET_KEY")));
+    // Production cannot be talked into the local stand-in, in Lambda or not.
+    for lambda in [true, false] {
+        let refused = config(&[("APP_ENV", "production"), ("PAYMENTS_REQUIRE_STRIPE", "0")], lambda);
+        assert!(matches!(refused, Err(ConfigError::Invalid { key: "PAYMENTS_REQUIRE_STRIPE", .. })), "{refused:?}");
+    }
+    // A local Lambda emulator in development mode may use it.
+    let dev_lambda = config(&[("APP_ENV", "development")], true);
+    assert!(matches!(dev_lambda, Ok(PaymentsConfig::Local(_))));
     assert!(matches!(config(&[("PAYMENTS_REQUIRE_STRIPE", "maybe")], false), Err(ConfigError::Invalid { .. })));
 }
 
