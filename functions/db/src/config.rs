@@ -243,7 +243,8 @@ impl DbConfig {
 /// Production never talks to its database in the clear, nor to an unverified server (the
 /// connector verifies the certificate whenever TLS is on).
 fn require_tls(key: &'static str, url: &str) -> Result<(), ConfigError> {
-    let parsed: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| ConfigError::invalid(key, url, e.to_string()))?;
+    let parsed: tokio_postgres::Config =
+        url.parse().map_err(|e: tokio_postgres::Error| ConfigError::invalid(key, url, e.to_string()))?;
     if parsed.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
         return Err(ConfigError::invalid(key, url, "production (APP_ENV) requires sslmode=require (verified TLS)"));
     }

@@ -147,10 +147,12 @@ async fn a_migration_that_cannot_get_its_lock_gives_up_fast_and_applies_nothing(
     let newer: Vec<(&str, &str)> = newer.iter().map(|(n, sql)| (n.as_str(), *sql)).collect();
     let mut client = db.client().await;
     let started = Instant::now();
-    let attempt =
-        tokio::time::timeout(Duration::from_secs(10), migrate::migrate_as_newer_build(&mut client, &newer, Duration::from_millis(300)))
-            .await
-            .expect("the migration waited for the lock without a bound");
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(10),
+        migrate::migrate_as_newer_build(&mut client, &newer, Duration::from_millis(300)),
+    )
+    .await
+    .expect("the migration waited for the lock without a bound");
     let err = attempt.unwrap_err();
     assert!(err.is_lock_timeout(), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());

@@ -11,9 +11,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post};
 
 use crate::app::AppState;
-use crate::routes::{
-    admin, auth, catalog, designs, dev_payments, health, jobs, orders, quote, uploads, webhooks,
-};
+use crate::routes::{admin, auth, catalog, designs, dev_payments, health, jobs, orders, quote, uploads, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -111,7 +111,7 @@ async fn in_production_the_origin_answers_only_the_edge_and_liveness() {
     let through_edge = edge_client().get(format!("{base}/health/ready")).send().await.unwrap();
     assert_eq!(through_edge.status(), 503);
     // No development route exists in production.
-    let dev = edge_client().post(format!("{base}/api/dev/payments/pi_1/succeed")).send().await.unwrap();
+    let dev = edge_client().post(format!("{base}/api/dev/payments/pi_1/confirm")).send().await.unwrap();
     assert_eq!(dev.status(), 404);
     server.abort();
 }
@@ -119,10 +119,13 @@ async fn in_production_the_origin_answers_only_the_edge_and_liveness() {
 #[tokio::test]
 async fn development_mounts_the_dev_payment_route_production_never_does() {
     let app = TestApp::spawn().await;
-    let response = app.http.post(app.url("/api/dev/payments/pi_missing/succeed")).send().await.unwrap();
-    assert_ne!(response.status(), 404, "the route exists in development (it answers about the missing intent)");
+    let response = app.http.post(app.url("/api/dev/payments/pi_missing/confirm")).send().await.unwrap();
     let body: Value = response.json().await.unwrap();
-    assert_ne!(body["error"]["code"], "not_found", "{body}");
+    // The route exists: it answers about the missing intent, not about a missing route.
+    assert_ne!(body["error"]["message"], "route not found", "{body}");
+    let unknown = app.http.post(app.url("/api/dev/nothing/here/at-all")).send().await.unwrap();
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!(unknown["error"]["message"], "route not found", "the comparison can fail: {unknown}");
     app.stop().await;
 }
 
