@@ -2,6 +2,7 @@
 //! TEST_DATABASE_URL (`make test` sets it). Compiled as one binary (zero2prod's layout).
 
 mod admin;
+mod authorization;
 mod auth;
 mod catalog;
 mod designs;
