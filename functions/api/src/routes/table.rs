@@ -28,6 +28,9 @@ pub enum Access {
     /// Only whoever owns the resource the request names — its account, or the guest holding
     /// its capability. Anyone else gets 404, so an id cannot even be confirmed.
     Owner(Owned),
+    /// Like [`Access::Owner`], and staff too (the role re-read from the database): support
+    /// looks up a customer's order by the number the customer quotes.
+    OwnerOrStaff(Owned),
     /// Fulfilment staff and admins (role re-read from the database on every request).
     Staff,
     /// Admins only.
@@ -84,7 +87,7 @@ pub fn table(development: bool) -> Vec<Route> {
         ),
         route("/api/orders/calculate-tax", &[(M::POST, Public)], post(orders::calculate_tax)),
         route("/api/orders", &[(M::POST, Guest)], post(orders::create)),
-        route("/api/orders/{id}", &[(M::GET, Owner(Owned::Order))], get(orders::show)),
+        route("/api/orders/{id}", &[(M::GET, OwnerOrStaff(Owned::Order))], get(orders::show)),
         route(
             "/api/webhooks/stripe",
             &[(M::POST, Signed)],

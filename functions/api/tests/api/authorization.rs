@@ -69,7 +69,7 @@ async fn world(app: &TestApp) -> World {
         app.send_json_as(Method::POST, "/api/designs", &owner, &design_body).await.json().await.unwrap();
     let design_id = created["design"]["id"].as_str().expect("a design").to_owned();
 
-    let variant = app.variant_id("TEE-BLK-M").await;
+    let variant = app.variant_id("ST-TEE-BLK-M").await;
     let order: Value = app
         .http
         .post(app.url("/api/orders"))
@@ -112,10 +112,12 @@ fn call(world: &World, path: &str, method: &Method, access: Access) -> Call {
         .replace(
             "{id}",
             match (access, path) {
-                (Access::Owner(Owned::Design), _) => &world.design_id,
-                (Access::Owner(Owned::Order), _) => &world.order_id,
-                (Access::Owner(Owned::Upload), _) => &world.upload_id,
-                (Access::Owner(Owned::Job), _) => &world.job_id,
+                (Access::Owner(kind) | Access::OwnerOrStaff(kind), _) => match kind {
+                    Owned::Design => &world.design_id,
+                    Owned::Order => &world.order_id,
+                    Owned::Upload => &world.upload_id,
+                    Owned::Job => &world.job_id,
+                },
                 (_, p) if p.starts_with("/api/admin/products") => &world.product_id,
                 (_, p) if p.starts_with("/api/admin/orders") => &world.order_id,
                 _ => "00000000-0000-4000-8000-000000000000",
@@ -152,6 +154,13 @@ fn breaks(access: Access, caller: Caller, status: StatusCode) -> Option<&'static
             (!(status == StatusCode::UNAUTHORIZED || hidden)).then_some("a guest must get 401 or 404")
         }
         Access::Owner(_) => (!hidden).then_some("anyone but the owner must get 404"),
+        Access::OwnerOrStaff(_) if caller == Caller::Owner || staff => {
+            (denied || hidden).then_some("the owner and staff must reach it")
+        }
+        Access::OwnerOrStaff(_) if !signed_in => {
+            (!(status == StatusCode::UNAUTHORIZED || hidden)).then_some("a guest must get 401 or 404")
+        }
+        Access::OwnerOrStaff(_) => (!hidden).then_some("another customer must get 404"),
         Access::Staff | Access::Admin if !signed_in => {
             (status != StatusCode::UNAUTHORIZED).then_some("a guest must get 401")
         }
