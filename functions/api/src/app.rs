@@ -47,6 +47,8 @@ pub struct AppState {
     pub edge_purge: Option<EdgePurge>,
     /// CloudWatch EMF lines (`METRICS`): the pool gauges, once a minute.
     pub metrics: Metrics,
+    /// Password checks under the sign-in limits (login, Supabase link, registration).
+    pub sign_in: crate::services::sign_in::SignIn,
 }
 
 /// The whole HTTP surface. `local_objects` mounts the local object store's signed-URL
@@ -66,6 +68,7 @@ pub fn router(state: AppState, config: &ApiConfig, local_objects: Option<Arc<Loc
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/supabase", post(auth::supabase))
+        .route("/api/auth/supabase/link", post(auth::supabase_link))
         .route("/api/auth/me", get(auth::me))
         .route("/api/designs", get(designs::list).post(designs::create))
         .route("/api/designs/{id}", get(designs::show).put(designs::update).delete(designs::delete))
@@ -176,6 +179,7 @@ impl App {
         let state = AppState {
             media: Media::new(db.clone()),
             accounts: Accounts::new(db.clone()),
+            sign_in: crate::services::sign_in::SignIn::new(db.clone()),
             orders: Orders::new(db.clone()),
             designs: Designs::new(db.clone()),
             catalog_admin: CatalogAdmin::new(db.clone()),
