@@ -92,7 +92,7 @@ impl SignIn {
     }
 
     /// Checks `password` for the account at `email` (as typed), within the limits.
-    #[tracing::instrument(skip_all, fields(client_ip = %client_ip, known_device))]
+    #[tracing::instrument(skip_all, fields(client_ip = %client_ip, known_device = tracing::field::Empty))]
     pub async fn check_password(
         &self,
         auth: &AuthConfig,
