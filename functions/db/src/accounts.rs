@@ -47,7 +47,9 @@ pub enum SupabaseCreate {
     Existing(SupabaseAccount),
     /// An account has this e-mail. `linked_elsewhere`: it is linked, with proof, to a
     /// different Supabase user; otherwise its password can prove a link.
-    EmailTaken { linked_elsewhere: bool },
+    EmailTaken {
+        linked_elsewhere: bool,
+    },
 }
 
 /// The outcome of linking a Supabase user to an account whose password was proven.
@@ -212,8 +214,9 @@ impl Accounts {
              WHERE id = $1 AND (supabase_user_id IS NULL OR supabase_user_id = $2 OR NOT {LINK_TRUSTED}) \
              RETURNING {USER_COLUMNS}"
         );
-        let result =
-            tx.query("linking a Supabase account", &sql, &[(&id.as_uuid(), Type::UUID), (&supabase_id, Type::TEXT)]).await;
+        let result = tx
+            .query("linking a Supabase account", &sql, &[(&id.as_uuid(), Type::UUID), (&supabase_id, Type::TEXT)])
+            .await;
         let rows = match result {
             Ok(rows) => rows,
             // The Supabase user signs in to another account, with proof.

@@ -92,11 +92,7 @@ impl FromRow for Counted {
         let recent = if device {
             Recent::Device { device: tally(row, "device")? }
         } else {
-            Recent::Untrusted {
-                pair: tally(row, "pair")?,
-                client_ip: tally(row, "ip")?,
-                email: tally(row, "email")?,
-            }
+            Recent::Untrusted { pair: tally(row, "pair")?, client_ip: tally(row, "ip")?, email: tally(row, "email")? }
         };
         Ok(Counted { now: row.column("now")?, recent })
     }

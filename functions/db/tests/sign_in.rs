@@ -16,14 +16,11 @@ const WINDOWS: Windows = Windows {
 };
 
 fn attempts(url: &str) -> SignInAttempts {
-    let map: HashMap<String, String> = [
-        ("DATABASE_URL", url),
-        ("DB_MAX_CONNECTIONS", "8"),
-        ("DB_POOL_WAIT_TIMEOUT_MS", "30000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let map: HashMap<String, String> =
+        [("DATABASE_URL", url), ("DB_MAX_CONNECTIONS", "8"), ("DB_POOL_WAIT_TIMEOUT_MS", "30000")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
     SignInAttempts::new(Database::new(&DbConfig::from_env(&config::Env::from_pairs(map)).unwrap()).unwrap())
 }
 
@@ -85,11 +82,7 @@ async fn counts_see_each_key_and_successes_stop_counting() {
     assert_eq!((pair.count, client_ip.count, email.count), (1, 1, 2), "bob's success no longer counts");
     assert!(pair.latest.is_some());
     // Rows older than the window do not count.
-    db.client()
-        .await
-        .batch_execute("UPDATE login_attempts SET created_at = now() - interval '2 hours'")
-        .await
-        .unwrap();
+    db.client().await.batch_execute("UPDATE login_attempts SET created_at = now() - interval '2 hours'").await.unwrap();
     store
         .reserve(&key("ann@example.com", "10.0.0.1"), &WINDOWS, |c: &Counted| {
             seen = Some(c.recent);

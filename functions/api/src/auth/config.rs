@@ -265,7 +265,9 @@ mod tests {
         let with = |url: &str| parse(&[("SUPABASE_JWT_SECRET", &long), ("SUPABASE_URL", url)], false);
         let c = with("https://abc.supabase.co/").unwrap();
         assert_eq!(c.supabase.unwrap().url.as_deref(), Some("https://abc.supabase.co"));
-        for bad in ["abc.supabase.co", "ftp://abc.supabase.co", "https://abc.supabase.co/?x=1", "https://u:p@abc.supabase.co"] {
+        for bad in
+            ["abc.supabase.co", "ftp://abc.supabase.co", "https://abc.supabase.co/?x=1", "https://u:p@abc.supabase.co"]
+        {
             assert!(matches!(with(bad), Err(ConfigError::Invalid { key: "SUPABASE_URL", .. })), "{bad}");
         }
     }

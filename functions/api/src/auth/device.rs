@@ -57,8 +57,7 @@ impl Default for DeviceId {
 }
 
 fn mac(secret: &[u8], email: &str, device: &DeviceId, issued: u64) -> Hmac<Sha256> {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     for part in ["stolentee-device-token", PREFIX, email, device.as_str(), &issued.to_string()] {
         mac.update(part.as_bytes());
         mac.update(b"\n");
@@ -90,11 +89,7 @@ pub fn verify(config: &AuthConfig, token: &str, email: &str, now: u64) -> Option
         return None;
     }
     let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-    config
-        .keys
-        .iter()
-        .any(|key| mac(&key.secret, email, &device, issued).verify_slice(&tag).is_ok())
-        .then_some(device)
+    config.keys.iter().any(|key| mac(&key.secret, email, &device, issued).verify_slice(&tag).is_ok()).then_some(device)
 }
 
 #[cfg(test)]

@@ -91,10 +91,9 @@ impl Throttled {
 pub fn decide(counted: &Counted) -> Result<(), Throttled> {
     let now = counted.now;
     let wait = match &counted.recent {
-        Recent::Untrusted { pair, client_ip, email } => PAIR
-            .remaining(pair, now)
-            .max(CLIENT_IP.remaining(client_ip, now))
-            .max(EMAIL.remaining(email, now)),
+        Recent::Untrusted { pair, client_ip, email } => {
+            PAIR.remaining(pair, now).max(CLIENT_IP.remaining(client_ip, now)).max(EMAIL.remaining(email, now))
+        }
         Recent::Device { device } => DEVICE.remaining(device, now),
     };
     if wait.is_zero() { Ok(()) } else { Err(Throttled { retry_after: wait }) }
@@ -133,15 +132,9 @@ mod tests {
         let none = Tally::default();
         assert_eq!(decide(&untrusted(at(now, 4, 0), at(now, 19, 0), at(now, 9, 0))), Ok(()));
         // Fifth failure of this pair 10 s ago: 20 s left.
-        assert_eq!(
-            decide(&untrusted(at(now, 5, 10), none, none)),
-            Err(Throttled { retry_after: secs(20) })
-        );
+        assert_eq!(decide(&untrusted(at(now, 5, 10), none, none)), Err(Throttled { retry_after: secs(20) }));
         // The IP is over its allowance too, with a longer wait.
-        assert_eq!(
-            decide(&untrusted(at(now, 5, 10), at(now, 22, 0), none)),
-            Err(Throttled { retry_after: secs(120) })
-        );
+        assert_eq!(decide(&untrusted(at(now, 5, 10), at(now, 22, 0), none)), Err(Throttled { retry_after: secs(120) }));
         // The back-off has passed: admitted again.
         assert_eq!(decide(&untrusted(at(now, 6, 61), none, none)), Ok(()));
         // Many clients on one e-mail.

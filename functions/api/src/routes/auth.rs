@@ -87,7 +87,12 @@ fn now_secs() -> u64 {
 
 /// The signed-in answer: the account, a bearer token, and a device token for this client's
 /// later password sign-ins (`device`: the one it presented, else a new one).
-fn signed_in(state: &AppState, user: &User, status: StatusCode, device: Option<&DeviceId>) -> Result<Response, ApiError> {
+fn signed_in(
+    state: &AppState,
+    user: &User,
+    status: StatusCode,
+    device: Option<&DeviceId>,
+) -> Result<Response, ApiError> {
     let token = tokens::issue(&state.auth, user.id, user.role, &user.email).map_err(|e| {
         tracing::error!(error = %e, "token signing failed");
         ApiError::internal()
@@ -143,7 +148,10 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    match state.sign_in.check_password(&state.auth, &body.email, body.password, &ip, body.device_token.as_deref()).await?
+    match state
+        .sign_in
+        .check_password(&state.auth, &body.email, body.password, &ip, body.device_token.as_deref())
+        .await?
     {
         PasswordCheck::Passed { user, device } => {
             tracing::info!(user = %user.id, "signed in");
@@ -161,9 +169,11 @@ pub async fn me(State(state): State<AppState>, auth: Auth) -> Result<Response, A
 }
 
 fn supabase_config(state: &AppState) -> Result<&SupabaseConfig, ApiError> {
-    state.auth.supabase.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "supabase_disabled", "Supabase sign-in is not configured")
-    })
+    state
+        .auth
+        .supabase
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "supabase_disabled", "Supabase sign-in is not configured"))
 }
 
 fn supabase_identity(config: &SupabaseConfig, access_token: &str) -> Result<SupabaseIdentity, ApiError> {
@@ -209,7 +219,11 @@ fn link_required() -> ApiError {
 }
 
 fn account_conflict() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "account_conflict", "this e-mail belongs to an account linked to another sign-in")
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "account_conflict",
+        "this e-mail belongs to an account linked to another sign-in",
+    )
 }
 
 pub async fn supabase(

@@ -152,7 +152,10 @@ impl SignIn {
         let attempt = match self.attempts.reserve(&key, &limits::WINDOWS, limits::decide).await? {
             Ok(attempt) => attempt,
             Err(throttled) => {
-                tracing::warn!(retry_after_secs = throttled.retry_after_secs(), "registration refused: too many attempts");
+                tracing::warn!(
+                    retry_after_secs = throttled.retry_after_secs(),
+                    "registration refused: too many attempts"
+                );
                 return Ok(Registration::Throttled(throttled));
             }
         };

@@ -192,8 +192,13 @@ async fn five_hundred_parallel_guesses_cost_no_more_argon2_than_the_limits_allow
     let victim = || "victim@example.com".to_owned();
     check_burst(&app, (0..500).map(|_| ("10.0.0.1".to_owned(), victim())).collect(), &PAIR, "one client, one account")
         .await;
-    check_burst(&app, (0..500).map(|i| (format!("10.1.{}.{}", i / 250, i % 250), victim())).collect(), &EMAIL, "500 clients, one account")
-        .await;
+    check_burst(
+        &app,
+        (0..500).map(|i| (format!("10.1.{}.{}", i / 250, i % 250), victim())).collect(),
+        &EMAIL,
+        "500 clients, one account",
+    )
+    .await;
     check_burst(
         &app,
         (0..500).map(|i| ("10.2.0.1".to_owned(), format!("user{i}@example.com"))).collect(),

@@ -118,8 +118,7 @@ async fn an_attack_from_everywhere_slows_new_clients_but_never_the_owners_device
     )
     .await;
     // A new client waits — minutes at most, however long the attack goes on.
-    expect_throttled(login(&app, "203.0.113.9", "victim@example.com", PASSWORD, None).await, EMAIL.cap.as_secs())
-        .await;
+    expect_throttled(login(&app, "203.0.113.9", "victim@example.com", PASSWORD, None).await, EMAIL.cap.as_secs()).await;
     // The owner's device passes, from any address, and gets its token renewed.
     let r = login(&app, "203.0.113.10", "victim@example.com", PASSWORD, Some(&device)).await;
     assert_eq!(r.status(), 200);

@@ -76,7 +76,10 @@ async fn supabase_out_of_reach_is_a_503_to_retry() {
     };
     let app = app(&closed).await;
     let r = app
-        .post_json("/api/auth/supabase", &json!({"access_token": access_token("u1", "zoe@example.com", "google", json!({}))}))
+        .post_json(
+            "/api/auth/supabase",
+            &json!({"access_token": access_token("u1", "zoe@example.com", "google", json!({}))}),
+        )
         .await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
