@@ -154,14 +154,14 @@ fn admitted_within(tier: &Tier, elapsed: Duration) -> u64 {
     }
 }
 
-/// Sends every `(client ip, e-mail)` sign-in with a wrong password at once; returns the
-/// statuses, the Argon2 runs they caused and how long the burst took.
-async fn burst(app: &TestApp, attempts: Vec<(String, String)>) -> (Vec<u16>, u64, Duration) {
+/// Sends every `(client ip, e-mail)` sign-in with a wrong password at once through `client`;
+/// returns the statuses, the Argon2 runs they caused and how long the burst took.
+async fn burst(app: &TestApp, client: &reqwest::Client, attempts: Vec<(String, String)>) -> (Vec<u16>, u64, Duration) {
     let argon2_before = app.app_state.sign_in.argon2_runs();
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for (ip, email) in attempts {
-        let request = from_client(app.http.post(app.url("/api/auth/login")), &ip)
+        let request = from_client(client.post(app.url("/api/auth/login")), &ip)
             .json(&json!({"email": email, "password": "a wrong guess!"}));
         set.spawn(async move { request.send().await.unwrap().status().as_u16() });
     }
@@ -173,8 +173,10 @@ fn count(statuses: &[u16], status: u16) -> u64 {
     statuses.iter().filter(|s| **s == status).count() as u64
 }
 
+/// Sends the burst as the test's usual client and checks that no more guesses were checked
+/// (Argon2) than `tier`, the key the burst shares, admits.
 async fn check_burst(app: &TestApp, attempts: Vec<(String, String)>, tier: &Tier, what: &str) {
-    let (statuses, argon2, elapsed) = burst(app, attempts).await;
+    let (statuses, argon2, elapsed) = burst(app, &app.http, attempts).await;
     let allowed = admitted_within(tier, elapsed);
     let (wrong, throttled) = (count(&statuses, 401), count(&statuses, 429));
     assert_eq!(wrong + throttled, 500, "{what}: every answer is 401 or 429: {statuses:?}");
