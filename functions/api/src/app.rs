@@ -47,6 +47,8 @@ pub struct AppState {
     pub edge_purge: Option<EdgePurge>,
     /// CloudWatch EMF lines (`METRICS`): the pool gauges, once a minute.
     pub metrics: Metrics,
+    /// Password checks under the sign-in limits (login, Supabase link, registration).
+    pub sign_in: crate::services::sign_in::SignIn,
 }
 
 /// The whole HTTP surface. `local_objects` mounts the local object store's signed-URL
@@ -156,6 +158,7 @@ impl App {
         let state = AppState {
             media: Media::new(db.clone()),
             accounts: Accounts::new(db.clone()),
+            sign_in: crate::services::sign_in::SignIn::new(db.clone()),
             orders: Orders::new(db.clone()),
             designs: Designs::new(db.clone()),
             catalog_admin: CatalogAdmin::new(db.clone()),

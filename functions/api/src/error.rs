@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::services::checkout::CheckoutError;
 use crate::services::payment_events::PaymentEventError;
+use crate::services::sign_in::SignInError;
 
 /// An error response waiting for its request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +236,18 @@ impl From<PaymentEventError> for ApiError {
         match e {
             PaymentEventError::Refused(e) => e.into(),
             PaymentEventError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        match e {
+            SignInError::Store(e) => e.into(),
+            SignInError::Hashing(e) => {
+                tracing::error!(error = %e, "password hashing failed");
+                Self::internal()
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Accounts and sign-in limits (`users`, `login_attempts`). Always the primary: a sign-in
-//! must see the account that was just registered.
+//! Accounts (`users`) and their Supabase links. Always the primary: a sign-in must see the
+//! account that was just registered. Sign-in limits: [`crate::sign_in`].
 
 use domain::{Email, Role, UserId};
 use time::OffsetDateTime;
@@ -29,19 +29,35 @@ pub struct Credentials {
     pub password_hash: Option<String>,
 }
 
-/// Failed sign-ins in the current window, per e-mail and per client IP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureCounts {
-    pub by_email: i64,
-    pub by_ip: i64,
+/// An account found by its Supabase user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupabaseAccount {
+    pub user: User,
+    /// Whether the link may be used to sign in: the account has no password (its Supabase
+    /// user created it), or its password proved the link. Links made before that proof was
+    /// required (by e-mail alone) are not trusted.
+    pub trusted: bool,
 }
 
-/// The outcome of a Supabase sign-in's lookup.
+/// The outcome of creating an account for a Supabase user with a verified address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SupabaseLink {
-    /// Found by Supabase id, linked by e-mail, or created.
-    User(User),
-    /// An account with this e-mail is linked to a different Supabase user.
+pub enum SupabaseCreate {
+    Created(User),
+    /// Another request created (or linked) this Supabase user's account a moment ago.
+    Existing(SupabaseAccount),
+    /// An account has this e-mail. `linked_elsewhere`: it is linked, with proof, to a
+    /// different Supabase user; otherwise its password can prove a link.
+    EmailTaken {
+        linked_elsewhere: bool,
+    },
+}
+
+/// The outcome of linking a Supabase user to an account whose password was proven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupabaseLinkOutcome {
+    Linked(User),
+    /// The account is linked, with proof, to another Supabase user, or this Supabase user
+    /// signs in to another account.
     Conflict,
 }
 
@@ -68,9 +84,13 @@ impl FromRow for Credentials {
     }
 }
 
-impl FromRow for FailureCounts {
+/// Whether a Supabase link is trusted (see [`SupabaseAccount::trusted`]), as SQL over `users`.
+const LINK_TRUSTED: &str = "(password_hash IS NULL OR supabase_linked_at IS NOT NULL)";
+
+impl FromRow for SupabaseAccount {
+    /// Reads [`USER_COLUMNS`] and `trusted`.
     fn from_row(row: &Row) -> Result<Self, StoreError> {
-        Ok(FailureCounts { by_email: row.column("by_email")?, by_ip: row.column("by_ip")? })
+        Ok(SupabaseAccount { user: User::from_row(row)?, trusted: row.column("trusted")? })
     }
 }
 
@@ -120,81 +140,96 @@ impl Accounts {
         row::first(&rows)
     }
 
-    /// Failed sign-ins since `window_secs` ago for this e-mail and this IP.
-    pub async fn recent_failures(
-        &self,
-        email: &str,
-        client_ip: &str,
-        window_secs: i64,
-    ) -> Result<FailureCounts, StoreError> {
+    /// The account a Supabase user signs in to, if any.
+    pub async fn by_supabase_id(&self, supabase_id: &str) -> Result<Option<SupabaseAccount>, StoreError> {
         let conn = self.db.primary.conn().await?;
-        let rows = conn
-            .query(
-                "counting failed sign-ins",
-                "SELECT count(*) FILTER (WHERE email = $1) AS by_email, count(*) FILTER (WHERE client_ip = $2) AS by_ip \
-                 FROM login_attempts \
-                 WHERE created_at > now() - make_interval(secs => $3::float8) AND (email = $1 OR client_ip = $2)",
-                &[(&email, Type::TEXT), (&client_ip, Type::TEXT), (&(window_secs as f64), Type::FLOAT8)],
-            )
-            .await?;
-        row::one(&rows, "counting failed sign-ins")
+        let sql = format!("SELECT {USER_COLUMNS}, {LINK_TRUSTED} AS trusted FROM users WHERE supabase_user_id = $1");
+        let rows = conn.query("finding a Supabase account", &sql, &[(&supabase_id, Type::TEXT)]).await?;
+        row::first(&rows)
     }
 
-    /// Records a failed sign-in, and sweeps records older than a day.
-    pub async fn record_failure(&self, email: &str, client_ip: &str) -> Result<(), StoreError> {
-        let conn = self.db.primary.conn().await?;
-        conn.query(
-            "recording a failed sign-in",
-            "WITH swept AS (DELETE FROM login_attempts WHERE created_at < now() - interval '1 day') \
-             INSERT INTO login_attempts (email, client_ip) VALUES ($1, $2)",
-            &[(&email, Type::TEXT), (&client_ip, Type::TEXT)],
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Finds the account of a verified Supabase user: by Supabase id, else by e-mail (linking
-    /// it), else creates a customer account without a password.
-    pub async fn supabase_sign_in(
+    /// Creates a customer account without a password for a Supabase user whose address is
+    /// verified. Never touches an existing account: an address that has one is
+    /// [`SupabaseCreate::EmailTaken`], and only that account's password can link it.
+    pub async fn create_for_supabase(
         &self,
         supabase_id: &str,
         email: &Email,
         name: Option<&str>,
-    ) -> Result<SupabaseLink, StoreError> {
-        let mut conn = self.db.primary.conn().await?;
-        let tx = conn.transaction().await?;
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE supabase_user_id = $1");
-        let rows = tx.query("finding a Supabase account", &sql, &[(&supabase_id, Type::TEXT)]).await?;
-        if let Some(row) = rows.first() {
-            return Ok(SupabaseLink::User(User::from_row(row)?));
-        }
+    ) -> Result<SupabaseCreate, StoreError> {
+        let conn = self.db.primary.conn().await?;
         let sql = format!(
             "INSERT INTO users (email, name, supabase_user_id, role) VALUES ($1, $2, $3, 'customer') \
-             ON CONFLICT (email) DO UPDATE SET supabase_user_id = EXCLUDED.supabase_user_id \
-               WHERE users.supabase_user_id IS NULL \
-             RETURNING {USER_COLUMNS}"
+             ON CONFLICT DO NOTHING RETURNING {USER_COLUMNS}"
         );
-        let result = tx
+        let rows = conn
             .query(
-                "linking a Supabase account",
+                "creating a Supabase account",
                 &sql,
                 &[(&email.as_str(), Type::TEXT), (&name, Type::TEXT), (&supabase_id, Type::TEXT)],
             )
+            .await?;
+        if let Some(user) = row::first::<User>(&rows)? {
+            return Ok(SupabaseCreate::Created(user));
+        }
+        drop(conn);
+        if let Some(account) = self.by_supabase_id(supabase_id).await? {
+            return Ok(SupabaseCreate::Existing(account));
+        }
+        let conn = self.db.primary.conn().await?;
+        let rows = conn
+            .query(
+                "finding the account of an e-mail",
+                &format!(
+                    "SELECT supabase_user_id IS NOT NULL AND supabase_user_id <> $2 AND {LINK_TRUSTED} AS linked_elsewhere \
+                     FROM users WHERE email = $1"
+                ),
+                &[(&email.as_str(), Type::TEXT), (&supabase_id, Type::TEXT)],
+            )
+            .await?;
+        let linked_elsewhere = match rows.first() {
+            Some(row) => row.column("linked_elsewhere")?,
+            None => false,
+        };
+        Ok(SupabaseCreate::EmailTaken { linked_elsewhere })
+    }
+
+    /// Links a Supabase user to an account whose password the caller just proved, replacing
+    /// an untrusted link (one made by e-mail alone, on this account or another) but never a
+    /// proven one.
+    pub async fn link_supabase(&self, id: UserId, supabase_id: &str) -> Result<SupabaseLinkOutcome, StoreError> {
+        let mut conn = self.db.primary.conn().await?;
+        let tx = conn.transaction().await?;
+        tx.query(
+            "releasing an untrusted Supabase link",
+            &format!(
+                "UPDATE users SET supabase_user_id = NULL \
+                 WHERE supabase_user_id = $1 AND id <> $2 AND NOT {LINK_TRUSTED}"
+            ),
+            &[(&supabase_id, Type::TEXT), (&id.as_uuid(), Type::UUID)],
+        )
+        .await?;
+        let sql = format!(
+            "UPDATE users SET supabase_user_id = $2, supabase_linked_at = now() \
+             WHERE id = $1 AND (supabase_user_id IS NULL OR supabase_user_id = $2 OR NOT {LINK_TRUSTED}) \
+             RETURNING {USER_COLUMNS}"
+        );
+        let result = tx
+            .query("linking a Supabase account", &sql, &[(&id.as_uuid(), Type::UUID), (&supabase_id, Type::TEXT)])
             .await;
         let rows = match result {
             Ok(rows) => rows,
-            // Another request linked the same Supabase id a moment ago.
+            // The Supabase user signs in to another account, with proof.
             Err(StoreError::Query { source, .. }) if source.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Ok(SupabaseLink::Conflict);
+                return Ok(SupabaseLinkOutcome::Conflict);
             }
             Err(e) => return Err(e),
         };
-        let Some(row) = rows.first() else {
-            return Ok(SupabaseLink::Conflict);
+        let Some(user) = row::first::<User>(&rows)? else {
+            return Ok(SupabaseLinkOutcome::Conflict);
         };
-        let user = User::from_row(row)?;
         tx.commit().await?;
-        Ok(SupabaseLink::User(user))
+        Ok(SupabaseLinkOutcome::Linked(user))
     }
 
     /// Sets a role (operators and tests; no HTTP route grants roles).

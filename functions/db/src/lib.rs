@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod orders;
 pub mod pool;
 pub mod row;
+pub mod sign_in;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

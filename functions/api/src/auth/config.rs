@@ -8,6 +8,8 @@
 //! | `JWT_TTL_SECS` | 900 | token lifetime (60–86 400) |
 //! | `SUPABASE_JWT_SECRET` | unset: Supabase sign-in off | HS256 secret of the Supabase project |
 //! | `SUPABASE_JWT_ISSUER` | unset: not checked | e.g. `https://<ref>.supabase.co/auth/v1` |
+//! | `SUPABASE_URL` | unset: only the `google` provider vouches for an address | `https://<ref>.supabase.co`: ask Supabase whether the address is confirmed |
+//! | `SUPABASE_ANON_KEY` | unset: no `apikey` header | the project's public anon key, which Supabase's gateway asks for |
 //! | `ORDER_TOKEN_SECRET` | – | HMAC key for guests' order tokens |
 //!
 //! Secrets are at least 32 bytes. In production (`APP_ENV=production`, the default inside
@@ -40,11 +42,21 @@ impl std::fmt::Debug for JwtKey {
 pub struct SupabaseConfig {
     pub secret: Vec<u8>,
     pub issuer: Option<String>,
+    /// The project's base URL (no trailing slash): when set, whether an address is confirmed
+    /// is asked of Supabase (`GET /auth/v1/user`) instead of inferred from the token.
+    pub url: Option<String>,
+    /// Sent as `apikey` with that request (Supabase's gateway requires the anon key).
+    pub anon_key: Option<String>,
 }
 
 impl std::fmt::Debug for SupabaseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SupabaseConfig").field("issuer", &self.issuer).field("secret", &"***").finish()
+        f.debug_struct("SupabaseConfig")
+            .field("issuer", &self.issuer)
+            .field("url", &self.url)
+            .field("secret", &"***")
+            .field("anon_key", &self.anon_key.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 
@@ -102,6 +114,8 @@ pub struct AuthSettings {
     pub jwt_ttl_secs: u64,
     pub supabase_jwt_secret: Option<String>,
     pub supabase_jwt_issuer: Option<String>,
+    pub supabase_url: Option<String>,
+    pub supabase_anon_key: Option<String>,
     pub order_token_secret: Option<String>,
 }
 
@@ -138,9 +152,15 @@ impl AuthConfig {
         }
         let supabase = match s.supabase_jwt_secret {
             None => None,
-            Some(raw) => {
-                Some(SupabaseConfig { secret: secret("SUPABASE_JWT_SECRET", &raw)?, issuer: s.supabase_jwt_issuer })
-            }
+            // Without Supabase's own answer only one provider's claims vouch for an address;
+            // production asks Supabase whether the address is confirmed.
+            Some(_) if production && s.supabase_url.is_none() => return Err(ConfigError::Missing("SUPABASE_URL")),
+            Some(raw) => Some(SupabaseConfig {
+                secret: secret("SUPABASE_JWT_SECRET", &raw)?,
+                issuer: s.supabase_jwt_issuer,
+                url: s.supabase_url.as_deref().map(supabase_url).transpose()?,
+                anon_key: s.supabase_anon_key.filter(|k| !k.trim().is_empty()),
+            }),
         };
         let order_token_secret = match s.order_token_secret {
             Some(raw) => secret("ORDER_TOKEN_SECRET", &raw)?,
@@ -156,6 +176,20 @@ impl AuthConfig {
             order_token_secret,
         })
     }
+}
+
+/// `SUPABASE_URL`: an http(s) base URL without query or fragment, kept without its
+/// trailing slash.
+fn supabase_url(raw: &str) -> Result<String, ConfigError> {
+    let bad = |reason: &str| ConfigError::invalid("SUPABASE_URL", raw, reason);
+    let url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(bad("must be an https:// URL (http:// only for a local stand-in)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must be the project's base URL, e.g. https://<ref>.supabase.co"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `kid:secret[,kid:secret…]`: the first signs, all verify.
@@ -195,6 +229,10 @@ mod tests {
     fn production_needs_real_secrets_development_gets_random_ones() {
         assert!(matches!(parse(&[], true), Err(ConfigError::Missing("JWT_KEYS"))));
         assert!(matches!(parse(&[("APP_ENV", "production")], false), Err(ConfigError::Missing("JWT_KEYS"))));
+        let supabase_without_url =
+            [("JWT_SECRET", &*"s".repeat(32)), ("ORDER_TOKEN_SECRET", &*"s".repeat(32)), ("SUPABASE_JWT_SECRET", &*"s".repeat(32))];
+        assert!(matches!(parse(&supabase_without_url, true), Err(ConfigError::Missing("SUPABASE_URL"))));
+        assert!(parse(&supabase_without_url, false).is_ok(), "development may go without it");
         let long = "s".repeat(32);
         assert!(matches!(parse(&[("JWT_SECRET", &long)], true), Err(ConfigError::Missing("ORDER_TOKEN_SECRET"))));
         assert!(parse(&[("JWT_SECRET", &long), ("ORDER_TOKEN_SECRET", &long)], true).is_ok());
@@ -219,9 +257,23 @@ mod tests {
     }
 
     #[test]
+    fn the_supabase_url_is_a_base_url() {
+        let long = "s".repeat(32);
+        let with = |url: &str| parse(&[("SUPABASE_JWT_SECRET", &long), ("SUPABASE_URL", url)], false);
+        let c = with("https://abc.supabase.co/").unwrap();
+        assert_eq!(c.supabase.unwrap().url.as_deref(), Some("https://abc.supabase.co"));
+        for bad in
+            ["abc.supabase.co", "ftp://abc.supabase.co", "https://abc.supabase.co/?x=1", "https://u:p@abc.supabase.co"]
+        {
+            assert!(matches!(with(bad), Err(ConfigError::Invalid { key: "SUPABASE_URL", .. })), "{bad}");
+        }
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let long = "topsecret-".repeat(4);
-        let c = parse(&[("JWT_SECRET", &long), ("SUPABASE_JWT_SECRET", &long)], false).unwrap();
+        let c = parse(&[("JWT_SECRET", &long), ("SUPABASE_JWT_SECRET", &long), ("SUPABASE_ANON_KEY", &long)], false)
+            .unwrap();
         assert!(!format!("{c:?}").contains("topsecret"));
     }
 }

@@ -10,7 +10,10 @@
 //! access at once.
 
 pub mod config;
+pub mod device;
+pub mod limits;
 pub mod password;
+pub mod supabase;
 pub mod tokens;
 
 use std::marker::PhantomData;

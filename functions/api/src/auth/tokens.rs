@@ -114,20 +114,29 @@ struct SupabaseClaims {
     sub: String,
     email: Option<String>,
     #[serde(default)]
+    is_anonymous: bool,
+    #[serde(default)]
     user_metadata: serde_json::Value,
     #[serde(default)]
     app_metadata: serde_json::Value,
 }
+
+/// The one sign-in provider whose token alone vouches for the address: Google hands out
+/// verified addresses only, and `app_metadata.provider` is set by Supabase, not the user.
+const PROVIDERS_THAT_VERIFY: [&str; 1] = ["google"];
 
 /// A Supabase user whose access token verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupabaseIdentity {
     pub supabase_id: String,
     pub email: Email,
+    /// From `user_metadata`: display only, the user may have typed anything there.
     pub name: Option<String>,
-    /// Google (or a confirmed e-mail) vouches for the address: only then may the sign-in be
-    /// linked to an existing account with the same e-mail.
-    pub email_verified: bool,
+    /// Whether the token's server-controlled claims alone vouch for the address (used when
+    /// `SUPABASE_URL` is not set to ask Supabase): a non-anonymous user whose
+    /// `app_metadata.provider` verifies addresses. `user_metadata` — where GoTrue copies an
+    /// `email_verified` flag — is never consulted: its owner can edit it at will.
+    pub provider_vouches: bool,
 }
 
 /// Verifies a Supabase access token: HS256 under the project's JWT secret, unexpired,
@@ -158,7 +167,6 @@ pub fn verify_supabase(config: &SupabaseConfig, token: &str) -> Result<SupabaseI
     }
     let email = Email::parse(c.email.as_deref().unwrap_or_default()).map_err(|_| TokenError::BadClaims)?;
     let provider = c.app_metadata.get("provider").and_then(|v| v.as_str());
-    let verified_flag = c.user_metadata.get("email_verified").and_then(|v| v.as_bool()) == Some(true);
     let name = ["full_name", "name"]
         .iter()
         .find_map(|k| c.user_metadata.get(*k).and_then(|v| v.as_str()))
@@ -167,7 +175,7 @@ pub fn verify_supabase(config: &SupabaseConfig, token: &str) -> Result<SupabaseI
         supabase_id: c.sub,
         email,
         name,
-        email_verified: verified_flag || provider == Some("google"),
+        provider_vouches: !c.is_anonymous && provider.is_some_and(|p| PROVIDERS_THAT_VERIFY.contains(&p)),
     })
 }
 
@@ -241,6 +249,30 @@ mod tests {
         assert!(matches!(verify(&other, &t.token), Err(TokenError::Invalid(_))));
         assert!(verify(&c, "not.a.token").is_err());
         assert!(verify(&c, &"a".repeat(10_000)).is_err());
+    }
+
+    fn supabase_token(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[5; 32])).unwrap()
+    }
+
+    #[test]
+    fn only_server_controlled_claims_vouch_for_a_supabase_address() {
+        let config = SupabaseConfig { secret: vec![5; 32], issuer: None, url: None, anon_key: None };
+        let exp = now_secs() + 600;
+        let claims = |app: serde_json::Value, user: serde_json::Value, anonymous: bool| {
+            serde_json::json!({"sub": "u1", "email": "Ann@Example.com", "aud": "authenticated", "exp": exp,
+                               "is_anonymous": anonymous, "app_metadata": app, "user_metadata": user})
+        };
+        let vouches = |c| verify_supabase(&config, &supabase_token(c)).unwrap().provider_vouches;
+        let edited = serde_json::json!({"email_verified": true, "provider": "google"});
+        assert!(!vouches(claims(serde_json::json!({"provider": "email"}), edited.clone(), false)), "user_metadata");
+        assert!(!vouches(claims(serde_json::json!({}), edited, false)));
+        assert!(vouches(claims(serde_json::json!({"provider": "google"}), serde_json::json!({}), false)));
+        assert!(!vouches(claims(serde_json::json!({"provider": "google"}), serde_json::json!({}), true)), "anonymous");
+        let identity =
+            verify_supabase(&config, &supabase_token(claims(serde_json::json!({}), serde_json::json!({}), false)))
+                .unwrap();
+        assert_eq!(identity.email.as_str(), "ann@example.com");
     }
 
     #[test]

@@ -1,32 +1,43 @@
 //! `POST /api/auth/register`, `POST /api/auth/login`, `POST /api/auth/supabase`,
-//! `GET /api/auth/me`.
+//! `POST /api/auth/supabase/link`, `GET /api/auth/me`.
 //!
-//! Sign-in failures are limited to 5 per 15 minutes per e-mail and per client IP, counted in
-//! Postgres so the limit holds across every Lambda instance. The e-mail limit applies to the
-//! address as typed, whether or not an account has it, and an unknown address costs a full
-//! Argon2 verification like a wrong password: the responses (401 `invalid_credentials`,
-//! 429 `too_many_attempts`) and their timing say nothing about which addresses exist.
-//! A success does not clear earlier failures; they age out of the window.
+//! **Passwords.** Every password check — sign-in, Supabase link, registration — is counted
+//! atomically *before* its Argon2 work and judged by [`crate::auth::limits`]: per e-mail and
+//! client IP, per IP and per e-mail for new clients, per device for clients that signed in
+//! before (they present the `device_token` a sign-in returns). Parallel guesses cannot
+//! outrun the count, and guessing from many addresses slows new clients of an account but
+//! never locks out the owner's devices. An unknown address costs a full Argon2 verification
+//! like a wrong password: the answers (401 `invalid_credentials`, 429 `too_many_attempts`)
+//! and their timing say nothing about which addresses exist.
+//!
+//! **Supabase.** A Supabase user signs in to the account linked to their Supabase id. Without
+//! one, an account is created for them when their address is verified — by Supabase itself
+//! (`SUPABASE_URL`: `email_confirmed_at`) or by a provider that verifies addresses (Google),
+//! never by the user-editable `user_metadata`. An address that already has an account is
+//! never taken over: 409 `link_required` until the caller proves that account's password at
+//! `/api/auth/supabase/link`, and staff accounts are never linked. Whether an address has an
+//! account is only ever said to a caller whose ownership of it was verified.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use db::accounts::{SupabaseLink, User};
+use db::accounts::{SupabaseCreate, SupabaseLinkOutcome, User};
 use domain::{Email, NewPassword};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::auth::{Auth, ClientIp, password, tokens, unauthenticated};
+use crate::auth::config::SupabaseConfig;
+use crate::auth::device::{self, DeviceId};
+use crate::auth::limits::Throttled;
+use crate::auth::supabase::{SupabaseError, email_confirmed};
+use crate::auth::tokens::SupabaseIdentity;
+use crate::auth::{Auth, ClientIp, tokens, unauthenticated};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::no_store;
-
-pub const MAX_FAILURES: i64 = 5;
-pub const WINDOW_SECS: i64 = 15 * 60;
-/// Longest password accepted at sign-in (bounds the hashing work an attacker can ask for).
-const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
+use crate::services::sign_in::{PasswordCheck, Registration};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,12 +52,23 @@ pub struct Register {
 pub struct Login {
     pub email: String,
     pub password: String,
+    /// The `device_token` an earlier sign-in to this address returned, if the client kept it.
+    pub device_token: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupabaseSignIn {
     pub access_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupabaseLink {
+    pub access_token: String,
+    /// The password of the existing account with the Supabase user's address.
+    pub password: String,
+    pub device_token: Option<String>,
 }
 
 fn user_json(user: &User) -> serde_json::Value {
@@ -59,15 +81,46 @@ fn user_json(user: &User) -> serde_json::Value {
     })
 }
 
-fn signed_in(state: &AppState, user: &User, status: StatusCode) -> Result<Response, ApiError> {
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The signed-in answer: the account, a bearer token, and a device token for this client's
+/// later password sign-ins (`device`: the one it presented, else a new one).
+fn signed_in(
+    state: &AppState,
+    user: &User,
+    status: StatusCode,
+    device: Option<&DeviceId>,
+) -> Result<Response, ApiError> {
     let token = tokens::issue(&state.auth, user.id, user.role, &user.email).map_err(|e| {
         tracing::error!(error = %e, "token signing failed");
         ApiError::internal()
     })?;
-    Ok(no_store((status, Json(json!({ "user": user_json(user), "token": token })))))
+    let device_token = device::issue(&state.auth, &user.email, device, now_secs());
+    Ok(no_store((status, Json(json!({ "user": user_json(user), "token": token, "device_token": device_token })))))
 }
 
-pub async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<Register>) -> Result<Response, ApiError> {
+fn invalid_credentials() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password")
+}
+
+fn too_many(throttled: Throttled) -> ApiError {
+    let secs = throttled.retry_after_secs();
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("too many attempts; try again in {secs} s"),
+    );
+    e.retry_after_secs = Some(secs);
+    e
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<Register>,
+) -> Result<Response, ApiError> {
     let email =
         Email::parse(&body.email).map_err(|e| ApiError::unprocessable("invalid_email", "email", e.to_string()))?;
     let password = NewPassword::parse(body.password)
@@ -78,15 +131,16 @@ pub async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<Regi
             ApiError::unprocessable("invalid_name", "name", "a name is 1 to 200 characters without control characters")
         })?),
     };
-    let hash = password::hash(password.expose().to_owned()).await.map_err(|e| {
-        tracing::error!(error = %e, "hashing failed");
-        ApiError::internal()
-    })?;
-    let user = state.accounts.register(&email, name.as_deref(), &hash).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "email_taken", "an account with this e-mail exists; sign in")
-    })?;
-    tracing::info!(user = %user.id, "account registered");
-    signed_in(&state, &user, StatusCode::CREATED)
+    match state.sign_in.register(&email, name.as_deref(), &password, &ip).await? {
+        Registration::Created(user) => {
+            tracing::info!(user = %user.id, "account registered");
+            signed_in(&state, &user, StatusCode::CREATED, None)
+        }
+        Registration::Taken => {
+            Err(ApiError::new(StatusCode::CONFLICT, "email_taken", "an account with this e-mail exists; sign in"))
+        }
+        Registration::Throttled(t) => Err(too_many(t)),
+    }
 }
 
 pub async fn login(
@@ -94,48 +148,17 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password");
-    // The limit is keyed on the normalised address when it parses, else on the raw input
-    // (bounded), so malformed addresses are limited too and answer exactly like unknown ones.
-    let parsed = Email::parse(&body.email).ok();
-    let email_key: String = match &parsed {
-        Some(e) => e.as_str().to_owned(),
-        None => body.email.trim().to_lowercase().chars().take(254).collect(),
-    };
-    let email_key = if email_key.is_empty() { "-".to_owned() } else { email_key };
-
-    let counts = state.accounts.recent_failures(&email_key, &ip, WINDOW_SECS).await?;
-    if counts.by_email >= MAX_FAILURES || counts.by_ip >= MAX_FAILURES {
-        tracing::warn!(ip = %ip, by_email = counts.by_email, by_ip = counts.by_ip, "sign-in refused: too many failures");
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "too many failed sign-ins; try again in 15 minutes",
-        );
-        e.retry_after_secs = Some(WINDOW_SECS as u32);
-        return Err(e);
-    }
-
-    let credentials = match &parsed {
-        Some(email) if body.password.len() <= MAX_LOGIN_PASSWORD_BYTES => state.accounts.credentials(email).await?,
-        _ => None,
-    };
-    let (user, stored) = match credentials {
-        Some(c) => (Some(c.user), c.password_hash),
-        None => (None, None),
-    };
-    let password: String = if body.password.len() <= MAX_LOGIN_PASSWORD_BYTES { body.password } else { String::new() };
-    let ok = password::verify(password, stored).await;
-    match user {
-        Some(user) if ok => {
+    match state
+        .sign_in
+        .check_password(&state.auth, &body.email, body.password, &ip, body.device_token.as_deref())
+        .await?
+    {
+        PasswordCheck::Passed { user, device } => {
             tracing::info!(user = %user.id, "signed in");
-            signed_in(&state, &user, StatusCode::OK)
+            signed_in(&state, &user, StatusCode::OK, Some(&device))
         }
-        _ => {
-            state.accounts.record_failure(&email_key, &ip).await?;
-            tracing::info!(ip = %ip, "sign-in failed");
-            Err(invalid())
-        }
+        PasswordCheck::Failed => Err(invalid_credentials()),
+        PasswordCheck::Throttled(t) => Err(too_many(t)),
     }
 }
 
@@ -145,33 +168,130 @@ pub async fn me(State(state): State<AppState>, auth: Auth) -> Result<Response, A
     Ok(no_store(Json(json!({ "user": user_json(&user) }))))
 }
 
+fn supabase_config(state: &AppState) -> Result<&SupabaseConfig, ApiError> {
+    state
+        .auth
+        .supabase
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "supabase_disabled", "Supabase sign-in is not configured"))
+}
+
+fn supabase_identity(config: &SupabaseConfig, access_token: &str) -> Result<SupabaseIdentity, ApiError> {
+    tokens::verify_supabase(config, access_token).map_err(|e| {
+        tracing::info!(reason = %e, "Supabase token refused");
+        unauthenticated("the Supabase access token is invalid or expired")
+    })
+}
+
+/// Whether the Supabase user's address is verified: Supabase's own record when
+/// `SUPABASE_URL` is set (which also refuses revoked sessions), else the token's
+/// server-controlled provider.
+async fn email_verified(
+    config: &SupabaseConfig,
+    access_token: &str,
+    identity: &SupabaseIdentity,
+) -> Result<bool, ApiError> {
+    let Some(url) = &config.url else {
+        return Ok(identity.provider_vouches);
+    };
+    email_confirmed(url, config, access_token, identity).await.map_err(|e| match e {
+        SupabaseError::Refused(reason) => {
+            tracing::info!(%reason, "Supabase refused the session");
+            unauthenticated("the Supabase session is no longer valid")
+        }
+        SupabaseError::Unavailable(reason) => {
+            tracing::warn!(%reason, "Supabase unavailable");
+            ApiError::unavailable("supabase_unavailable", "Supabase could not be reached; retry shortly", 2)
+        }
+    })
+}
+
+fn email_not_verified() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "email_not_verified", "confirm your e-mail address with Supabase first")
+}
+
+fn link_required() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "link_required",
+        "an account with this e-mail exists: link it with its password at /api/auth/supabase/link",
+    )
+}
+
+fn account_conflict() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "account_conflict",
+        "this e-mail belongs to an account linked to another sign-in",
+    )
+}
+
 pub async fn supabase(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SupabaseSignIn>,
 ) -> Result<Response, ApiError> {
-    let Some(config) = &state.auth.supabase else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "supabase_disabled", "Supabase sign-in is not configured"));
+    let config = supabase_config(&state)?;
+    let identity = supabase_identity(config, &body.access_token)?;
+    let verified = email_verified(config, &body.access_token, &identity).await?;
+    if let Some(account) = state.accounts.by_supabase_id(&identity.supabase_id).await? {
+        if !account.trusted {
+            // Linked by e-mail alone before links needed the account's password.
+            return Err(link_required());
+        }
+        tracing::info!(user = %account.user.id, "signed in with Supabase");
+        return signed_in(&state, &account.user, StatusCode::OK, None);
+    }
+    // Nothing is looked up by e-mail for an address nobody proved to own: the answer for an
+    // unverified address is the same whether or not it has an account.
+    if !verified {
+        return Err(email_not_verified());
+    }
+    match state.accounts.create_for_supabase(&identity.supabase_id, &identity.email, identity.name.as_deref()).await? {
+        SupabaseCreate::Created(user) => {
+            tracing::info!(user = %user.id, "account created with Supabase");
+            signed_in(&state, &user, StatusCode::OK, None)
+        }
+        SupabaseCreate::Existing(account) if account.trusted => signed_in(&state, &account.user, StatusCode::OK, None),
+        SupabaseCreate::Existing(_) | SupabaseCreate::EmailTaken { linked_elsewhere: false } => Err(link_required()),
+        SupabaseCreate::EmailTaken { linked_elsewhere: true } => Err(account_conflict()),
+    }
+}
+
+/// Links a Supabase user to the existing account with their (verified) address, given that
+/// account's password — checked under the same limits as a sign-in. Staff accounts are
+/// never linked: they sign in with their password only.
+pub async fn supabase_link(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<SupabaseLink>,
+) -> Result<Response, ApiError> {
+    let config = supabase_config(&state)?;
+    let identity = supabase_identity(config, &body.access_token)?;
+    if !email_verified(config, &body.access_token, &identity).await? {
+        return Err(email_not_verified());
+    }
+    let check = state
+        .sign_in
+        .check_password(&state.auth, identity.email.as_str(), body.password, &ip, body.device_token.as_deref())
+        .await?;
+    let (user, device) = match check {
+        PasswordCheck::Passed { user, device } => (user, device),
+        PasswordCheck::Failed => return Err(invalid_credentials()),
+        PasswordCheck::Throttled(t) => return Err(too_many(t)),
     };
-    let identity = tokens::verify_supabase(config, &body.access_token).map_err(|e| {
-        tracing::info!(reason = %e, "Supabase token refused");
-        unauthenticated("the Supabase access token is invalid or expired")
-    })?;
-    if !identity.email_verified {
+    if user.role.is_staff() {
+        tracing::warn!(user = %user.id, "refused to link a staff account to Supabase");
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "email_not_verified",
-            "confirm your e-mail address with Supabase first",
+            "staff_link_refused",
+            "staff accounts sign in with their password only",
         ));
     }
-    match state.accounts.supabase_sign_in(&identity.supabase_id, &identity.email, identity.name.as_deref()).await? {
-        SupabaseLink::User(user) => {
-            tracing::info!(user = %user.id, "signed in with Supabase");
-            signed_in(&state, &user, StatusCode::OK)
+    match state.accounts.link_supabase(user.id, &identity.supabase_id).await? {
+        SupabaseLinkOutcome::Linked(user) => {
+            tracing::info!(user = %user.id, "Supabase sign-in linked");
+            signed_in(&state, &user, StatusCode::OK, Some(&device))
         }
-        SupabaseLink::Conflict => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "account_conflict",
-            "this e-mail belongs to an account linked to another sign-in",
-        )),
+        SupabaseLinkOutcome::Conflict => Err(account_conflict()),
     }
 }

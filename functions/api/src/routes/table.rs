@@ -78,6 +78,7 @@ pub fn table(development: bool) -> Vec<Route> {
         route("/api/auth/register", &[(M::POST, Public)], post(auth::register)),
         route("/api/auth/login", &[(M::POST, Public)], post(auth::login)),
         route("/api/auth/supabase", &[(M::POST, Public)], post(auth::supabase)),
+        route("/api/auth/supabase/link", &[(M::POST, Public)], post(auth::supabase_link)),
         route("/api/auth/me", &[(M::GET, SignedIn)], get(auth::me)),
         route("/api/designs", &[(M::GET, SignedIn), (M::POST, SignedIn)], get(designs::list).post(designs::create)),
         route(

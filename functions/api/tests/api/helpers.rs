@@ -182,3 +182,10 @@ impl TestApp {
         (status, response.json().await.expect("JSON body"))
     }
 }
+
+/// `request` as sent by a client at `ip`: the address reaches the API the way `ClientIp`
+/// reads it (the `CLIENT_IP_HEADER` the test configuration names). Sign-in tests name their
+/// clients through this one function.
+pub fn from_client(request: reqwest::RequestBuilder, ip: &str) -> reqwest::RequestBuilder {
+    request.header("x-client-ip", ip)
+}
