@@ -37,6 +37,9 @@ pub struct ApiConfig {
     /// Stripe, or the local stand-in when no key is set outside Lambda (`STRIPE_*`,
     /// `LOCAL_*`; see the payments crate).
     pub payments: payments::PaymentsConfig,
+    /// Guest order token lifetime, limits on calls to Stripe, tax answer reuse
+    /// (see `checkout_config`).
+    pub checkout: crate::checkout_config::CheckoutConfig,
     /// `EDGE_PURGE_URL` + `EDGE_PURGE_SECRET`: where admin catalog writes purge the edge cache.
     pub edge_purge: Option<EdgePurgeConfig>,
     /// `METRICS` and `STAGE`: CloudWatch EMF lines (see `runtime::metrics`).
@@ -122,6 +125,7 @@ impl ApiConfig {
             queue: QueueConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
             payments: payments::PaymentsConfig::from_env(env)?,
+            checkout: crate::checkout_config::CheckoutConfig::from_env(env)?,
             edge_purge,
             metrics: runtime::MetricsConfig::from_env(env)?,
             catalog_ttl: Duration::from_secs(s.catalog_cache_ttl_secs),

@@ -7,10 +7,12 @@
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod checkout_config;
 pub mod config;
 pub mod error;
 pub mod json;
 pub mod middleware;
+pub mod order_token;
 pub mod purge;
 pub mod routes;
 pub mod services;

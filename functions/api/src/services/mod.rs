@@ -4,3 +4,4 @@
 
 pub mod checkout;
 pub mod payment_events;
+pub mod stripe_guard;

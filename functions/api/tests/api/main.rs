@@ -12,5 +12,7 @@ mod lambda;
 mod orders;
 mod quote;
 mod startup;
+mod stripe_stand_in;
+mod stripe_time_travel;
 mod uploads;
 mod webhooks;
