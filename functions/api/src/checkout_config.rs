@@ -85,7 +85,12 @@ impl CheckoutConfig {
             )?),
             calls_per_ip: count("PAYMENT_CALLS_PER_IP", s.payment_calls_per_ip)?,
             calls_per_order: count("PAYMENT_CALLS_PER_ORDER", s.payment_calls_per_order)?,
-            call_window: Duration::from_secs(within("PAYMENT_CALL_WINDOW_SECS", s.payment_call_window_secs, 10, 86_400)?),
+            call_window: Duration::from_secs(within(
+                "PAYMENT_CALL_WINDOW_SECS",
+                s.payment_call_window_secs,
+                10,
+                86_400,
+            )?),
             tax_quote_ttl: Duration::from_secs(within("TAX_QUOTE_TTL_SECS", s.tax_quote_ttl_secs, 0, 86_400)?),
         })
     }

@@ -185,23 +185,12 @@ pub enum PaymentOutcome {
     Duplicate,
     /// The order changed: its payment status (`from` → `to`, equal for a partial refund or a
     /// dispute update), its refunded amount or its dispute.
-    Applied {
-        order_id: OrderId,
-        from: PaymentStatus,
-        to: PaymentStatus,
-        via: IntentMatch,
-    },
+    Applied { order_id: OrderId, from: PaymentStatus, to: PaymentStatus, via: IntentMatch },
     /// Nothing to change: the order is already at or past that state (or holds a newer
     /// dispute state).
-    Ignored {
-        order_id: OrderId,
-        status: PaymentStatus,
-        via: IntentMatch,
-    },
+    Ignored { order_id: OrderId, status: PaymentStatus, via: IntentMatch },
     /// The intent does not belong to the order, or the amount differs: recorded, not applied.
-    Rejected {
-        reason: String,
-    },
+    Rejected { reason: String },
     /// No order has this intent, and its metadata names no order that exists: recorded as
     /// `unmatched`. Someone must look: money may have moved for an order the shop cannot see.
     UnknownOrder,
@@ -319,7 +308,10 @@ impl FromRow for Order {
             request_hash: row.column("request_hash")?,
             tax_calculation_id: row.column("tax_calculation_id")?,
             refunded_cents: cents("refunded_cents")?,
-            dispute: match (row.column::<Option<String>>("dispute_id")?, row.column::<Option<String>>("dispute_status")?) {
+            dispute: match (
+                row.column::<Option<String>>("dispute_id")?,
+                row.column::<Option<String>>("dispute_status")?,
+            ) {
                 (Some(id), Some(status)) => Some(Dispute {
                     id,
                     status,

@@ -26,7 +26,10 @@ pub struct Bucket {
 pub enum Admission {
     Admitted,
     /// A bucket is over its limit: no call until its window ends, in `retry_after_secs`.
-    Limited { bucket: String, retry_after_secs: u32 },
+    Limited {
+        bucket: String,
+        retry_after_secs: u32,
+    },
 }
 
 #[derive(Clone)]

@@ -162,7 +162,11 @@ struct RawDispute {
 }
 
 /// An id field that Stripe sends as a string, or as the object itself when expanded.
-fn expandable_id(event_type: &str, field: &str, value: Option<serde_json::Value>) -> Result<Option<String>, WebhookError> {
+fn expandable_id(
+    event_type: &str,
+    field: &str,
+    value: Option<serde_json::Value>,
+) -> Result<Option<String>, WebhookError> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(id)) => Ok(Some(id)),

@@ -145,9 +145,8 @@ async fn may_read(
     user: Option<&AuthUser>,
     token: Option<&str>,
 ) -> Result<Access, ApiError> {
-    let token_check = token.map(|token| {
-        order_token::check(&state.auth.order_token_secret, order.id, token, std::time::SystemTime::now())
-    });
+    let token_check = token
+        .map(|token| order_token::check(&state.auth.order_token_secret, order.id, token, std::time::SystemTime::now()));
     if token_check == Some(OrderTokenCheck::Valid) {
         return Ok(Access::Allowed);
     }

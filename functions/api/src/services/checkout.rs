@@ -314,9 +314,8 @@ async fn finish(
 }
 
 fn order_currency(order: &Order) -> Result<Currency, CheckoutError> {
-    Currency::parse(&order.currency).map_err(|e| {
-        StoreError::Corrupt(format!("order {} has currency {:?}: {e}", order.id, order.currency)).into()
-    })
+    Currency::parse(&order.currency)
+        .map_err(|e| StoreError::Corrupt(format!("order {} has currency {:?}: {e}", order.id, order.currency)).into())
 }
 
 /// The order's recorded intent as the provider has it now, checked against the order.

@@ -96,7 +96,15 @@ fn payment_event<'a>(event: &'a Event, metadata_order_id: Option<&'a str>) -> Op
             let change = PaymentChange::Refund { amount_refunded: *amount_refunded, full: *refunded };
             Some(base(intent_id.as_str(), currency, change))
         }
-        EventKind::ChargeDisputed { payment_intent: Some(intent_id), dispute_id, status, amount, reason, currency, .. } => {
+        EventKind::ChargeDisputed {
+            payment_intent: Some(intent_id),
+            dispute_id,
+            status,
+            amount,
+            reason,
+            currency,
+            ..
+        } => {
             let change = PaymentChange::Dispute {
                 dispute_id: dispute_id.as_str(),
                 status: status.as_str(),
@@ -159,9 +167,7 @@ pub async fn process(state: &AppState, payload: &[u8], signature: &str) -> Resul
             report(state, &event, &outcome);
             match outcome {
                 PaymentOutcome::Duplicate => EventResult::Duplicate,
-                PaymentOutcome::Applied { order_id, to, .. } => {
-                    EventResult::Applied { order_id, payment_status: to }
-                }
+                PaymentOutcome::Applied { order_id, to, .. } => EventResult::Applied { order_id, payment_status: to },
                 PaymentOutcome::Ignored { order_id, status, .. } => {
                     EventResult::Ignored { order_id, payment_status: status }
                 }

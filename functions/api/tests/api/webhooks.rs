@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use payments::fixtures::{IntentObject, dispute_object, event_payload, refunded_charge};
-use runtime::metrics::MemorySink;
 use payments::{Cents, Currency, WebhookSecret, sign};
+use runtime::metrics::MemorySink;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, cart, error_parts};
@@ -261,11 +261,7 @@ async fn concurrent_duplicate_deliveries_apply_once() {
 
 /// The EMF lines of `metric` an app wrote.
 fn alerts(sink: &MemorySink, metric: &str) -> Vec<Value> {
-    sink.lines()
-        .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|l| l.get(metric).is_some())
-        .collect()
+    sink.lines().iter().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|l| l.get(metric).is_some()).collect()
 }
 
 /// [`app_with_order`] with its metric lines captured.
@@ -351,7 +347,10 @@ async fn a_payment_through_a_second_intent_pays_the_order_and_raises_the_alarm()
 /// Pays the order of [`app_with_order`] through its own intent.
 async fn paid_order() -> (TestApp, Arc<MemorySink>, String, String, i64) {
     let (app, sink, order, intent, total) = metered_app_with_order().await;
-    assert_eq!(deliver(&app, "evt_pay", "payment_intent.succeeded", succeeded(&intent, &order, total)).await["outcome"], "applied");
+    assert_eq!(
+        deliver(&app, "evt_pay", "payment_intent.succeeded", succeeded(&intent, &order, total)).await["outcome"],
+        "applied"
+    );
     (app, sink, order, intent, total)
 }
 
@@ -378,19 +377,34 @@ async fn partial_refunds_add_up_on_the_order_and_a_full_one_refunds_it() {
         async move {
             let client = tokio_postgres::connect(&app, tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(client.1);
-            client.0.query_one("SELECT refunded_cents, payment_status FROM orders", &[]).await.map(|r| {
-                (r.get::<_, i64>(0), r.get::<_, String>(1))
-            }).unwrap()
+            client
+                .0
+                .query_one("SELECT refunded_cents, payment_status FROM orders", &[])
+                .await
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
+                .unwrap()
         }
     };
-    assert_eq!(deliver(&app, "evt_r1", "charge.refunded", partly_refunded(&intent, total, 1000)).await["outcome"], "applied");
+    assert_eq!(
+        deliver(&app, "evt_r1", "charge.refunded", partly_refunded(&intent, total, 1000)).await["outcome"],
+        "applied"
+    );
     assert_eq!(refund_state(&app).await, (1000, "paid".to_owned()), "a partial refund is on the order; it stays paid");
-    assert_eq!(deliver(&app, "evt_r2", "charge.refunded", partly_refunded(&intent, total, 1500)).await["outcome"], "applied");
+    assert_eq!(
+        deliver(&app, "evt_r2", "charge.refunded", partly_refunded(&intent, total, 1500)).await["outcome"],
+        "applied"
+    );
     assert_eq!(refund_state(&app).await, (1500, "paid".to_owned()), "the charge's running total");
     // The first refund's event delivered again under another id, late: nothing goes backwards.
-    assert_eq!(deliver(&app, "evt_r1b", "charge.refunded", partly_refunded(&intent, total, 1000)).await["outcome"], "ignored");
+    assert_eq!(
+        deliver(&app, "evt_r1b", "charge.refunded", partly_refunded(&intent, total, 1000)).await["outcome"],
+        "ignored"
+    );
     assert_eq!(refund_state(&app).await.0, 1500);
-    assert_eq!(deliver(&app, "evt_r3", "charge.refunded", partly_refunded(&intent, total, total)).await["outcome"], "applied");
+    assert_eq!(
+        deliver(&app, "evt_r3", "charge.refunded", partly_refunded(&intent, total, total)).await["outcome"],
+        "applied"
+    );
     assert_eq!(refund_state(&app).await, (total, "refunded".to_owned()));
     let notes: Vec<String> = app
         .db
@@ -426,7 +440,8 @@ async fn a_dispute_is_recorded_on_the_order_alarmed_and_its_newest_state_wins() 
 
     let token = {
         let secret = app.app_state.auth.order_token_secret.clone();
-        api::order_token::issue(&secret, order.parse().unwrap(), std::time::Duration::from_secs(600), SystemTime::now()).token
+        api::order_token::issue(&secret, order.parse().unwrap(), std::time::Duration::from_secs(600), SystemTime::now())
+            .token
     };
     let shown = order_json(&app, &order, &token).await;
     assert_eq!(shown["order"]["dispute"]["status"], "won");
@@ -440,7 +455,14 @@ async fn a_dispute_is_recorded_on_the_order_alarmed_and_its_newest_state_wins() 
 async fn deliver_at(app: &TestApp, id: &str, kind: &str, object: Value, created: i64) -> Value {
     let payload = event_payload(id, kind, created, false, object);
     let header = sign(&payload, &WebhookSecret::parse(SECRET).unwrap(), now());
-    let r = app.http.post(app.url("/api/webhooks/stripe")).header("stripe-signature", header).body(payload).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/api/webhooks/stripe"))
+        .header("stripe-signature", header)
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{id}");
     r.json::<Value>().await.unwrap()["result"].clone()
 }
