@@ -87,6 +87,10 @@ async fn make_dev_confirms_a_payment_through_the_real_webhook_path() {
     let r = app.http.post(app.url(&format!("/api/dev/payments/{intent}/refund"))).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(payment_status(&app).await, "refunded");
+    let r = app.http.post(app.url(&format!("/api/dev/payments/{intent}/dispute"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let dispute: Option<String> = app.scalar("SELECT dispute_status FROM orders").await;
+    assert_eq!(dispute.as_deref(), Some("needs_response"));
     assert_eq!(app.http.post(app.url("/api/dev/payments/pi_nope/confirm")).send().await.unwrap().status(), 404);
     app.stop().await;
 }
