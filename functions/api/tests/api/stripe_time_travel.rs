@@ -194,3 +194,40 @@ async fn replays_of_one_order_are_limited_from_any_address() {
     app.stop().await;
     stripe.stop();
 }
+
+#[tokio::test]
+async fn refunds_and_disputes_from_stripe_land_on_the_order() {
+    let (app, stripe) = app_on_stand_in(&[]).await;
+    let tee = app.variant_id("ST-TEE-BLK-M").await;
+    let placed: Value = place(&app, &cart(&tee, json!(2), "refunds@example.com"), "k-refund", "198.51.100.30")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order = placed["order"]["id"].as_str().unwrap().to_owned();
+    let intent = placed["payment"]["intent_id"].as_str().unwrap().to_owned();
+    let total = placed["order"]["total_cents"].as_i64().unwrap();
+    let paid = stripe.pay(placed["payment"]["client_secret"].as_str().unwrap());
+    assert_eq!(stripe.deliver(&app.http, &app.url(""), &paid).await["outcome"], "applied");
+
+    for (refund, running_total) in [(500, 500), (700, 1200)] {
+        let refunded = stripe.refund(&intent, refund);
+        assert_eq!(stripe.deliver(&app.http, &app.url(""), &refunded).await["outcome"], "applied");
+        let on_order: i64 = app.scalar(&format!("SELECT refunded_cents FROM orders WHERE id = '{order}'")).await;
+        assert_eq!(on_order, running_total);
+    }
+    assert_eq!(stripe.intents()[0].amount_refunded, 1200);
+    assert_eq!(payment_status(&app, &order).await, "paid", "partly refunded is still paid");
+
+    let opened = stripe.dispute(&intent, "created", "needs_response");
+    assert_eq!(stripe.deliver(&app.http, &app.url(""), &opened).await["outcome"], "applied");
+    let dispute: String = app.scalar(&format!("SELECT dispute_status FROM orders WHERE id = '{order}'")).await;
+    assert_eq!(dispute, "needs_response");
+
+    let rest = stripe.refund(&intent, total);
+    assert_eq!(stripe.deliver(&app.http, &app.url(""), &rest).await["payment_status"], "refunded");
+    let on_order: i64 = app.scalar(&format!("SELECT refunded_cents FROM orders WHERE id = '{order}'")).await;
+    assert_eq!(on_order, total);
+    app.stop().await;
+    stripe.stop();
+}

@@ -376,19 +376,6 @@ async fn refund_state(app: &TestApp) -> (i64, String) {
 #[tokio::test]
 async fn partial_refunds_add_up_on_the_order_and_a_full_one_refunds_it() {
     let (app, _, _, intent, total) = paid_order().await;
-    let refunded = |app: &TestApp| {
-        let app = app.db.url.clone();
-        async move {
-            let client = tokio_postgres::connect(&app, tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(client.1);
-            client
-                .0
-                .query_one("SELECT refunded_cents, payment_status FROM orders", &[])
-                .await
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
-                .unwrap()
-        }
-    };
     assert_eq!(
         deliver(&app, "evt_r1", "charge.refunded", partly_refunded(&intent, total, 1000)).await["outcome"],
         "applied"

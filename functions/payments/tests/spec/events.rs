@@ -200,9 +200,9 @@ fn every_dispute_event_carries_the_dispute_and_its_intent() {
         "status": "prevented",
         "reason": null,
     }));
-    let event = parse(&event("charge.dispute.closed", expanded)).unwrap();
+    let closed = parse(&event("charge.dispute.closed", expanded)).unwrap();
     assert!(matches!(
-        event.kind,
+        closed.kind,
         EventKind::ChargeDisputed { ref charge_id, ref status, reason: None, amount, .. }
             if charge_id == "ch_3Q" && status == "prevented" && amount == Cents::new(1000)
     ));
