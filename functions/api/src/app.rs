@@ -40,6 +40,10 @@ pub struct AppState {
     pub catalog_admin: CatalogAdmin,
     /// Stripe, or the local stand-in (`make dev`, tests).
     pub payments: payments::Payments,
+    /// Order token lifetime and the limits on calls to Stripe (`checkout_config`).
+    pub checkout: Arc<crate::checkout_config::CheckoutConfig>,
+    /// Call limits and reused tax answers in front of Stripe.
+    pub stripe_guard: crate::services::stripe_guard::StripeGuard,
     pub auth: Arc<AuthConfig>,
     /// The edge's secrets and client-IP header (see `origin`).
     pub origin: Arc<OriginAuth>,
@@ -152,7 +156,10 @@ impl App {
         };
         let cache = CatalogCache::new(Catalog::new(db.clone()), config.catalog_ttl);
         let payments = config.payments.build().context("building the payments provider")?;
-        tracing::info!(provider = payments.name(), "payments");
+        let checkout = Arc::new(config.checkout.clone());
+        let stripe_guard =
+            crate::services::stripe_guard::StripeGuard::for_provider(db.clone(), checkout.clone(), &payments);
+        tracing::info!(provider = payments.name(), guard = stripe_guard.is_enabled(), checkout = ?checkout, "payments");
         let edge_purge =
             config.edge_purge.as_ref().map(EdgePurge::new).transpose().context("building the edge purge client")?;
         let state = AppState {
@@ -163,6 +170,8 @@ impl App {
             designs: Designs::new(db.clone()),
             catalog_admin: CatalogAdmin::new(db.clone()),
             payments,
+            checkout,
+            stripe_guard,
             auth: Arc::new(config.auth.clone()),
             origin: Arc::new(config.origin.clone()),
             edge_purge,

@@ -44,6 +44,9 @@ pub struct ApiConfig {
     /// Stripe, or the local stand-in when no key is set outside Lambda (`STRIPE_*`,
     /// `LOCAL_*`; see the payments crate).
     pub payments: payments::PaymentsConfig,
+    /// Guest order token lifetime, limits on calls to Stripe, tax answer reuse
+    /// (see `checkout_config`).
+    pub checkout: crate::checkout_config::CheckoutConfig,
     /// `EDGE_PURGE_URL` + `EDGE_PURGE_SECRET`: where admin catalog writes purge the edge cache
     /// (required in production: without it a price change would wait out the edge's TTL).
     pub edge_purge: Option<EdgePurgeConfig>,
@@ -133,6 +136,7 @@ impl ApiConfig {
             auth: AuthConfig::from_env(env)?,
             origin: OriginAuth::from_env(env)?,
             payments: payments::PaymentsConfig::from_env(env)?,
+            checkout: crate::checkout_config::CheckoutConfig::from_env(env)?,
             edge_purge,
             metrics: runtime::MetricsConfig::from_env(env)?,
             catalog_ttl: Duration::from_secs(s.catalog_cache_ttl_secs),

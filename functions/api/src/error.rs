@@ -225,6 +225,18 @@ impl From<CheckoutError> for ApiError {
                 "Idempotency-Key",
                 "this Idempotency-Key was used for a different cart; use a new key for a new order",
             ),
+            CheckoutError::RateLimited { retry_after_secs } => Self {
+                retry_after_secs: Some(retry_after_secs),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "payment_rate_limited",
+                    "too many payment requests from this address or for this order; retry later",
+                )
+            },
+            CheckoutError::IntentMismatch(detail) => {
+                tracing::error!(detail, "the order's recorded payment intent does not match the order");
+                Self::internal()
+            }
             CheckoutError::Payment(e) => e.into(),
             CheckoutError::Store(e) => e.into(),
         }

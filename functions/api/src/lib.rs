@@ -7,11 +7,13 @@
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod checkout_config;
 pub mod config;
 pub mod error;
 pub mod json;
 pub mod middleware;
 pub mod origin;
+pub mod order_token;
 pub mod purge;
 pub mod routes;
 pub mod services;

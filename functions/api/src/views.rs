@@ -9,7 +9,7 @@
 
 use db::designs::Design;
 use db::jobs::Asset;
-use db::orders::{Customer, Order, OrderItem, StatusChange};
+use db::orders::{Customer, Dispute, Order, OrderItem, StatusChange};
 use domain::{
     AssetId, AssetKind, Cents, CustomerId, DesignId, JobId, OrderId, OrderNumber, PaymentStatus, ProductId,
     ProductionStatus, UserId, VariantId,
@@ -32,6 +32,10 @@ pub struct OrderView<'a> {
     pub shipping_cents: Cents,
     pub total_cents: Cents,
     pub payment_status: PaymentStatus,
+    /// What has gone back to the customer, partial refunds included.
+    pub refunded_cents: Cents,
+    /// A chargeback's newest state, or `null`.
+    pub dispute: Option<DisputeView<'a>>,
     pub production_status: ProductionStatus,
     pub tracking_number: Option<&'a str>,
     pub carrier: Option<&'a str>,
@@ -56,6 +60,8 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             shipping_cents: o.shipping_cents,
             total_cents: o.total_cents,
             payment_status: o.payment_status,
+            refunded_cents: o.refunded_cents,
+            dispute: o.dispute.as_ref().map(DisputeView::from),
             production_status: o.production_status,
             tracking_number: o.tracking_number.as_deref(),
             carrier: o.carrier.as_deref(),
@@ -64,6 +70,23 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             notes: o.notes.as_deref(),
             created_at: o.created_at,
         }
+    }
+}
+
+/// A chargeback on an order (`order.dispute`).
+#[derive(Debug, Serialize)]
+pub struct DisputeView<'a> {
+    /// Stripe's status word: `needs_response`, `under_review`, `won`, `lost`, …
+    pub status: &'a str,
+    pub amount_cents: Option<Cents>,
+    pub reason: Option<&'a str>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl<'a> From<&'a Dispute> for DisputeView<'a> {
+    fn from(d: &'a Dispute) -> Self {
+        Self { status: &d.status, amount_cents: d.amount_cents, reason: d.reason.as_deref(), updated_at: d.updated_at }
     }
 }
 
@@ -250,6 +273,8 @@ mod tests {
             created_at: at(1_735_776_000),
             request_hash: Some("ab".repeat(32)),
             tax_calculation_id: Some("taxcalc_1".into()),
+            refunded_cents: Cents::new(500),
+            dispute: None,
         }
     }
 
@@ -263,12 +288,14 @@ mod tests {
                 "created_at",
                 "currency",
                 "discount_cents",
+                "dispute",
                 "email",
                 "id",
                 "notes",
                 "order_number",
                 "payment_status",
                 "production_status",
+                "refunded_cents",
                 "shipped_at",
                 "shipping_address",
                 "shipping_cents",
@@ -282,6 +309,22 @@ mod tests {
         assert_eq!(json["order_number"], "ST-250102-ABCDE");
         assert_eq!((&json["payment_status"], &json["production_status"]), (&json!("paid"), &json!("in_production")));
         assert_eq!((&json["created_at"], &json["shipped_at"]), (&json!("2025-01-02T00:00:00Z"), &Value::Null));
+        assert_eq!((&json["refunded_cents"], &json["dispute"]), (&json!(500), &Value::Null));
+        let mut disputed = order();
+        disputed.dispute = Some(Dispute {
+            id: "dp_1".into(),
+            status: "needs_response".into(),
+            amount_cents: Some(Cents::new(2659)),
+            reason: Some("fraudulent".into()),
+            updated_at: at(0),
+        });
+        let json = serde_json::to_value(OrderView::from(&disputed)).unwrap();
+        assert_eq!(
+            json["dispute"],
+            json!({"status": "needs_response", "amount_cents": 2659, "reason": "fraudulent",
+                   "updated_at": "1970-01-01T00:00:00Z"}),
+            "the dispute id stays with staff tools, like the intent"
+        );
     }
 
     #[test]

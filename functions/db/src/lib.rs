@@ -1,5 +1,6 @@
 //! Postgres: bounded pools (TLS included), the one way to connect, migrations, and the
-//! repositories the functions use (catalog, accounts, orders, designs, media and jobs).
+//! repositories the functions use (catalog, accounts, orders, designs, media and jobs, payment
+//! call limits and cached tax quotes).
 //!
 //! **Architecture invariant:** this crate knows SQL and the driver but not HTTP, object
 //! storage or queues. It returns domain types and classified errors ([`StoreError`]) that
@@ -14,9 +15,11 @@ pub mod designs;
 pub mod jobs;
 pub mod migrate;
 pub mod orders;
+pub mod payment_calls;
 pub mod pool;
 pub mod row;
 pub mod sign_in;
+pub mod tax_quotes;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

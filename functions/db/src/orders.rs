@@ -45,6 +45,23 @@ pub struct Order {
     pub created_at: OffsetDateTime,
     pub request_hash: Option<String>,
     pub tax_calculation_id: Option<String>,
+    /// What the charge's refunds add up to (partial refunds included); 0 when none.
+    pub refunded_cents: Cents,
+    /// The newest state of a chargeback on the order, if the customer's bank opened one.
+    pub dispute: Option<Dispute>,
+}
+
+/// A chargeback, as Stripe's newest event about it described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    /// `dp_…`
+    pub id: String,
+    /// Stripe's status word: `needs_response`, `under_review`, `won`, `lost`, …
+    pub status: String,
+    pub amount_cents: Option<Cents>,
+    pub reason: Option<String>,
+    /// When Stripe created the event that set this state.
+    pub updated_at: OffsetDateTime,
 }
 
 /// An order line as stored, with what staff need to make it.
@@ -166,22 +183,44 @@ pub enum Checkout {
 pub enum PaymentOutcome {
     /// Seen before (same event id): nothing done.
     Duplicate,
-    Applied {
-        order_id: OrderId,
-        from: PaymentStatus,
-        to: PaymentStatus,
-    },
-    /// The order is already at or past that state.
-    Ignored {
-        order_id: OrderId,
-        status: PaymentStatus,
-    },
+    /// The order changed: its payment status (`from` → `to`, equal for a partial refund or a
+    /// dispute update), its refunded amount or its dispute.
+    Applied { order_id: OrderId, from: PaymentStatus, to: PaymentStatus, via: IntentMatch },
+    /// Nothing to change: the order is already at or past that state (or holds a newer
+    /// dispute state).
+    Ignored { order_id: OrderId, status: PaymentStatus, via: IntentMatch },
     /// The intent does not belong to the order, or the amount differs: recorded, not applied.
-    Rejected {
-        reason: String,
-    },
-    /// No order has this intent.
+    Rejected { reason: String },
+    /// No order has this intent, and its metadata names no order that exists: recorded as
+    /// `unmatched`. Someone must look: money may have moved for an order the shop cannot see.
     UnknownOrder,
+}
+
+/// How an event's intent led to its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntentMatch {
+    /// The order's own intent (`orders.payment_intent_id`).
+    Own,
+    /// The order had no intent recorded (its creation succeeded at Stripe, recording it did
+    /// not); the event's intent names the order in its metadata and is now the order's.
+    Adopted,
+    /// The intent names the order in its metadata, but the order's intent is `stored`: a
+    /// second intent exists for one order. A success through it still pays the order (the
+    /// money arrived) and becomes the order's intent; whoever reads the alarm checks that the
+    /// other intent is never paid as well.
+    Stray { stored: String },
+}
+
+/// What an event asks of its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentChange<'a> {
+    /// `payment_intent.succeeded` (`Paid`) or `payment_intent.payment_failed` (`Failed`).
+    Status(PaymentStatus),
+    /// `charge.refunded`: `amount_refunded` is the charge's running total; `full` when the
+    /// whole charge went back (the order becomes `refunded`).
+    Refund { amount_refunded: Cents, full: bool },
+    /// `charge.dispute.*`: the dispute's state as of the event (newest event wins).
+    Dispute { dispute_id: &'a str, status: &'a str, amount: Cents, reason: Option<&'a str> },
 }
 
 /// A payment event, as verified by the payments library and reduced to what matters here.
@@ -189,13 +228,15 @@ pub enum PaymentOutcome {
 pub struct PaymentEvent<'a> {
     pub event_id: &'a str,
     pub event_type: &'a str,
+    /// When Stripe created the event (Unix seconds): orders dispute updates.
+    pub created: i64,
     pub intent_id: &'a str,
     /// The order id from the intent's metadata, when it had one.
     pub metadata_order_id: Option<&'a str>,
     /// Amount and currency of the intent (for success: must equal the order's total).
     pub amount_cents: Option<Cents>,
     pub currency: Option<&'a str>,
-    pub target: PaymentStatus,
+    pub change: PaymentChange<'a>,
 }
 
 /// An admin move of the production status.
@@ -229,7 +270,8 @@ pub struct OrderFilter {
 const ORDER_COLUMNS: &str = "o.id, o.order_number, o.customer_id, o.user_id, c.email, o.currency, o.subtotal_cents, \
      o.discount_cents, o.tax_cents, o.shipping_cents, o.total_cents, o.payment_status, o.payment_intent_id, \
      o.production_status, o.tracking_number, o.carrier, o.shipped_at, o.shipping_address, o.notes, o.created_at, \
-     o.request_hash, o.tax_calculation_id";
+     o.request_hash, o.tax_calculation_id, o.refunded_cents, o.dispute_id, o.dispute_status, \
+     o.dispute_amount_cents, o.dispute_reason, o.dispute_updated_at";
 
 const ITEM_COLUMNS: &str = "i.id, i.variant_id, v.sku, p.title AS product_title, v.color, v.size, i.quantity, \
      i.unit_price_cents, i.total_price_cents, i.custom_spec, i.production_status";
@@ -265,6 +307,20 @@ impl FromRow for Order {
             created_at: row.column("created_at")?,
             request_hash: row.column("request_hash")?,
             tax_calculation_id: row.column("tax_calculation_id")?,
+            refunded_cents: cents("refunded_cents")?,
+            dispute: match (
+                row.column::<Option<String>>("dispute_id")?,
+                row.column::<Option<String>>("dispute_status")?,
+            ) {
+                (Some(id), Some(status)) => Some(Dispute {
+                    id,
+                    status,
+                    amount_cents: row.column::<Option<i64>>("dispute_amount_cents")?.map(Cents::new),
+                    reason: row.column("dispute_reason")?,
+                    updated_at: row.column("dispute_updated_at")?,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -538,16 +594,32 @@ impl Orders {
         Ok(Checkout::Created(created))
     }
 
-    /// Records the PaymentIntent created for an order (first one wins).
-    pub async fn set_payment_intent(&self, id: OrderId, intent_id: &str) -> Result<(), StoreError> {
+    /// Records the PaymentIntent created for an order; the first one recorded wins. Returns
+    /// the intent the order has now: `intent_id`, or the one a concurrent request recorded
+    /// first (the caller then hands out that one, so every caller gets the same intent).
+    pub async fn set_payment_intent(&self, id: OrderId, intent_id: &str) -> Result<String, StoreError> {
         let conn = self.db.primary.conn().await?;
-        conn.query(
-            "recording the payment intent",
-            "UPDATE orders SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL",
-            &[(&id.as_uuid(), Type::UUID), (&intent_id, Type::TEXT)],
-        )
-        .await?;
-        Ok(())
+        let updated = conn
+            .query(
+                "recording the payment intent",
+                "UPDATE orders SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL \
+                 RETURNING payment_intent_id",
+                &[(&id.as_uuid(), Type::UUID), (&intent_id, Type::TEXT)],
+            )
+            .await?;
+        if !updated.is_empty() {
+            return Ok(intent_id.to_owned());
+        }
+        // A new statement, so a new snapshot: it sees the intent the winner committed.
+        let rows = conn
+            .query(
+                "reading the recorded payment intent",
+                "SELECT payment_intent_id FROM orders WHERE id = $1",
+                &[(&id.as_uuid(), Type::UUID)],
+            )
+            .await?;
+        let stored: Option<String> = rows.first().map(|r| r.column("payment_intent_id")).transpose()?.flatten();
+        stored.ok_or_else(|| StoreError::Corrupt(format!("order {id} has no intent after recording one")))
     }
 
     pub async fn by_id(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
@@ -594,8 +666,12 @@ impl Orders {
     }
 
     /// Applies a verified payment event exactly once. The event id is recorded in
-    /// `processed_events` in the same transaction as the state change, so a replay (or a
-    /// concurrent duplicate, which waits on the primary key) changes nothing.
+    /// `processed_events` in the same transaction as the change, so a replay (or a concurrent
+    /// duplicate, which waits on the primary key) changes nothing.
+    ///
+    /// The order is found by its intent (`orders.payment_intent_id`), else by the order id in
+    /// the intent's metadata (see [`IntentMatch`]): an intent created for an order but never
+    /// recorded on it, or a second intent for one order, still reaches its order.
     pub async fn apply_payment_event(&self, event: &PaymentEvent<'_>) -> Result<PaymentOutcome, StoreError> {
         let mut conn = self.db.primary.conn().await?;
         let tx = conn.transaction().await?;
@@ -616,45 +692,42 @@ impl Orders {
              WHERE o.payment_intent_id = $1 FOR UPDATE OF o"
         );
         let rows = tx.query("finding the intent's order", &sql, &[(&event.intent_id, Type::TEXT)]).await?;
-        let order: Option<Order> = row::first(&rows)?;
+        let found = match row::first::<Order>(&rows)? {
+            Some(order) => Some((order, IntentMatch::Own)),
+            None => match event.metadata_order_id.and_then(|raw| Uuid::parse_str(raw).ok()) {
+                None => None,
+                Some(id) => fetch_order(&tx, OrderId::from_uuid(id), true).await?.map(|order| {
+                    let via = match &order.payment_intent_id {
+                        None => IntentMatch::Adopted,
+                        Some(stored) => IntentMatch::Stray { stored: stored.clone() },
+                    };
+                    (order, via)
+                }),
+            },
+        };
 
-        let (outcome, order_id, detail) = match order {
-            None => (PaymentOutcome::UnknownOrder, None, Some(format!("no order has intent {}", event.intent_id))),
-            Some(order) => match mismatch(&order, event) {
+        let (outcome, order_id, detail) = match found {
+            None => {
+                let detail = match event.metadata_order_id {
+                    Some(meta) => format!("no order has intent {}, nor id {meta} (its metadata)", event.intent_id),
+                    None => format!("no order has intent {}, and it names no order", event.intent_id),
+                };
+                (PaymentOutcome::UnknownOrder, None, Some(detail))
+            }
+            Some((order, via)) => match mismatch(&order, event, &via) {
                 Some(reason) => (PaymentOutcome::Rejected { reason: reason.clone() }, Some(order.id), Some(reason)),
-                None => match order.payment_status.on_event(event.target) {
-                    PaymentTransition::Ignore => (
-                        PaymentOutcome::Ignored { order_id: order.id, status: order.payment_status },
-                        Some(order.id),
-                        None,
-                    ),
-                    PaymentTransition::To(to) => {
-                        tx.query(
-                            "updating the payment status",
-                            "UPDATE orders SET payment_status = $2, \
-                               paid_at = CASE WHEN $2 = 'paid' THEN now() ELSE paid_at END, \
-                               refunded_at = CASE WHEN $2 = 'refunded' THEN now() ELSE refunded_at END \
-                             WHERE id = $1",
-                            &[(&order.id.as_uuid(), Type::UUID), (&to.as_str(), Type::TEXT)],
-                        )
-                        .await?;
-                        let note = format!("stripe {} ({})", event.event_type, event.event_id);
-                        let change = StatusTransition::Payment { from: Some(order.payment_status), to };
-                        record_change(&tx, "recording the payment change", order.id, change, None, Some(&note)).await?;
-                        (
-                            PaymentOutcome::Applied { order_id: order.id, from: order.payment_status, to },
-                            Some(order.id),
-                            None,
-                        )
-                    }
-                },
+                None => {
+                    let id = order.id;
+                    let (outcome, detail) = apply_change(&tx, &order, event, via).await?;
+                    (outcome, Some(id), detail)
+                }
             },
         };
         let label = match &outcome {
             PaymentOutcome::Applied { .. } => "applied",
-            PaymentOutcome::Ignored { .. } => "ignored",
-            PaymentOutcome::Rejected { .. } | PaymentOutcome::UnknownOrder => "rejected",
-            PaymentOutcome::Duplicate => "ignored",
+            PaymentOutcome::Ignored { .. } | PaymentOutcome::Duplicate => "ignored",
+            PaymentOutcome::Rejected { .. } => "rejected",
+            PaymentOutcome::UnknownOrder => "unmatched",
         };
         let order_uuid = order_id.map(|o| o.as_uuid());
         tx.query(
@@ -672,6 +745,26 @@ impl Orders {
         .await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Records a verified event that names no order at all (a dispute of a charge without an
+    /// intent), once, as `unmatched`. Returns whether it was new.
+    pub async fn record_unmatched_event(
+        &self,
+        event_id: &str,
+        event_type: &str,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let rows = conn
+            .query(
+                "recording an unmatched event",
+                "INSERT INTO processed_events (source, event_id, event_type, outcome, detail) \
+                 VALUES ('stripe', $1, $2, 'unmatched', $3) ON CONFLICT DO NOTHING RETURNING event_id",
+                &[(&event_id, Type::TEXT), (&event_type, Type::TEXT), (&detail, Type::TEXT)],
+            )
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     /// Records an event that needs no state change (an unhandled type), once.
@@ -762,27 +855,147 @@ async fn fetch_order(tx: &Tx<'_>, id: OrderId, lock: bool) -> Result<Option<Orde
 
 /// Why an event may not change this order: the old system captured payments without
 /// checking that the intent belonged to the order.
-fn mismatch(order: &Order, event: &PaymentEvent<'_>) -> Option<String> {
-    if let Some(meta) = event.metadata_order_id {
-        if meta != order.id.to_string() {
+fn mismatch(order: &Order, event: &PaymentEvent<'_>, via: &IntentMatch) -> Option<String> {
+    let paid = event.change == PaymentChange::Status(PaymentStatus::Paid);
+    match event.metadata_order_id {
+        // Found through the metadata: it names this order by construction.
+        Some(meta) if *via == IntentMatch::Own && meta != order.id.to_string() => {
             return Some(format!("intent metadata names order {meta}, not {}", order.id));
         }
-    } else if event.target == PaymentStatus::Paid {
-        return Some("the intent carries no order id".into());
+        None if paid => return Some("the intent carries no order id".into()),
+        _ => {}
     }
-    if event.target == PaymentStatus::Paid {
-        if event.amount_cents != Some(order.total_cents) {
-            return Some(format!(
-                "intent amount {:?} differs from the order total {}",
-                event.amount_cents.map(Cents::get),
-                order.total_cents.get()
-            ));
-        }
-        if event.currency.is_some_and(|c| !c.eq_ignore_ascii_case(&order.currency)) {
-            return Some(format!("intent currency {:?} differs from the order's {}", event.currency, order.currency));
-        }
+    if paid && event.amount_cents != Some(order.total_cents) {
+        return Some(format!(
+            "intent amount {:?} differs from the order total {}",
+            event.amount_cents.map(Cents::get),
+            order.total_cents.get()
+        ));
+    }
+    if event.currency.is_some_and(|c| !c.eq_ignore_ascii_case(&order.currency)) {
+        return Some(format!("event currency {:?} differs from the order's {}", event.currency, order.currency));
     }
     None
+}
+
+/// Applies a matched event's change to its locked order, with a history row for anything
+/// the order's owner and staff should see. Returns the outcome and the detail to record.
+async fn apply_change(
+    tx: &Tx<'_>,
+    order: &Order,
+    event: &PaymentEvent<'_>,
+    via: IntentMatch,
+) -> Result<(PaymentOutcome, Option<String>), StoreError> {
+    let ignored = |via| PaymentOutcome::Ignored { order_id: order.id, status: order.payment_status, via };
+    let note = format!("stripe {} ({})", event.event_type, event.event_id);
+    let mut detail = match &via {
+        IntentMatch::Own => None,
+        IntentMatch::Adopted => Some(format!("intent {} adopted: the order had none recorded", event.intent_id)),
+        IntentMatch::Stray { stored } => {
+            Some(format!("through intent {}, not the order's intent {stored}", event.intent_id))
+        }
+    };
+    // An intent the order never recorded becomes its intent once it proves itself.
+    if via == IntentMatch::Adopted {
+        tx.query(
+            "adopting the intent",
+            "UPDATE orders SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL",
+            &[(&order.id.as_uuid(), Type::UUID), (&event.intent_id, Type::TEXT)],
+        )
+        .await?;
+    }
+
+    match event.change {
+        PaymentChange::Status(target) => {
+            // A stray intent's failure says nothing about the order's own intent.
+            let stray = matches!(via, IntentMatch::Stray { .. });
+            let transition = if stray && target != PaymentStatus::Paid {
+                PaymentTransition::Ignore
+            } else {
+                order.payment_status.on_event(target)
+            };
+            let PaymentTransition::To(to) = transition else {
+                return Ok((ignored(via), detail));
+            };
+            tx.query(
+                "updating the payment status",
+                "UPDATE orders SET payment_status = $2, \
+                   paid_at = CASE WHEN $2 = 'paid' THEN now() ELSE paid_at END, \
+                   refunded_at = CASE WHEN $2 = 'refunded' THEN now() ELSE refunded_at END \
+                 WHERE id = $1",
+                &[(&order.id.as_uuid(), Type::UUID), (&to.as_str(), Type::TEXT)],
+            )
+            .await?;
+            if stray {
+                // The money came through this intent: refunds and disputes will name it.
+                tx.query(
+                    "recording the paying intent",
+                    "UPDATE orders SET payment_intent_id = $2 WHERE id = $1",
+                    &[(&order.id.as_uuid(), Type::UUID), (&event.intent_id, Type::TEXT)],
+                )
+                .await?;
+            }
+            let change = StatusTransition::Payment { from: Some(order.payment_status), to };
+            let notes = match &detail {
+                Some(d) => format!("{note}; {d}"),
+                None => note,
+            };
+            record_change(tx, "recording the payment change", order.id, change, None, Some(&notes)).await?;
+            Ok((PaymentOutcome::Applied { order_id: order.id, from: order.payment_status, to, via }, detail))
+        }
+        PaymentChange::Refund { amount_refunded, full } => {
+            let refunded = amount_refunded.max(order.refunded_cents);
+            let to = match order.payment_status.on_event(PaymentStatus::Refunded) {
+                PaymentTransition::To(to) if full => to,
+                _ => order.payment_status,
+            };
+            if refunded == order.refunded_cents && to == order.payment_status {
+                return Ok((ignored(via), detail));
+            }
+            tx.query(
+                "recording the refund",
+                "UPDATE orders SET refunded_cents = $2, payment_status = $3, \
+                   refunded_at = CASE WHEN $3 = 'refunded' THEN COALESCE(refunded_at, now()) ELSE refunded_at END \
+                 WHERE id = $1",
+                &[(&order.id.as_uuid(), Type::UUID), (&refunded.get(), Type::INT8), (&to.as_str(), Type::TEXT)],
+            )
+            .await?;
+            let what = if full { "refunded in full" } else { "partly refunded" };
+            let notes = format!("{note}: {what}, {} of {} cents", refunded.get(), order.total_cents.get());
+            let change = StatusTransition::Payment { from: Some(order.payment_status), to };
+            record_change(tx, "recording the refund", order.id, change, None, Some(&notes)).await?;
+            detail.get_or_insert_with(|| format!("{what}: {} cents", refunded.get()));
+            Ok((PaymentOutcome::Applied { order_id: order.id, from: order.payment_status, to, via }, detail))
+        }
+        PaymentChange::Dispute { dispute_id, status, amount, reason } => {
+            let at = OffsetDateTime::from_unix_timestamp(event.created)
+                .map_err(|e| StoreError::Corrupt(format!("event created at {}: {e}", event.created)))?;
+            if order.dispute.as_ref().is_some_and(|d| d.updated_at > at) {
+                detail.get_or_insert_with(|| "an older dispute event than the one recorded".into());
+                return Ok((ignored(via), detail));
+            }
+            tx.query(
+                "recording the dispute",
+                "UPDATE orders SET dispute_id = $2, dispute_status = $3, dispute_amount_cents = $4, \
+                   dispute_reason = $5, dispute_updated_at = $6 WHERE id = $1",
+                &[
+                    (&order.id.as_uuid(), Type::UUID),
+                    (&dispute_id, Type::TEXT),
+                    (&status, Type::TEXT),
+                    (&amount.get(), Type::INT8),
+                    (&reason, Type::TEXT),
+                    (&at, Type::TIMESTAMPTZ),
+                ],
+            )
+            .await?;
+            let notes = format!("{note}: dispute {dispute_id} {status}, {} cents", amount.get());
+            let change = StatusTransition::Payment { from: Some(order.payment_status), to: order.payment_status };
+            record_change(tx, "recording the dispute", order.id, change, None, Some(&notes)).await?;
+            detail.get_or_insert_with(|| format!("dispute {dispute_id}: {status}"));
+            let status = order.payment_status;
+            Ok((PaymentOutcome::Applied { order_id: order.id, from: status, to: status, via }, detail))
+        }
+    }
 }
 
 /// True when `e` is a unique violation (e.g. a concurrent insert won).

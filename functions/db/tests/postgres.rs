@@ -24,7 +24,10 @@ async fn migrations_apply_once_and_are_recorded() {
     assert!(matches!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::Behind { .. }));
 
     let applied = migrate::migrate(&mut client).await.unwrap();
-    assert_eq!(applied, ["V1__foundation", "V2__uploads", "V3__auth", "V4__commerce", "V7__sign_in_hardening"]);
+    assert_eq!(
+        applied,
+        ["V1__foundation", "V2__uploads", "V3__auth", "V4__commerce", "V6__payment_guards", "V7__sign_in_hardening"]
+    );
     assert_eq!(migrate::migrate(&mut client).await.unwrap(), Vec::<String>::new());
     assert_eq!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { version: 7 });
     db.drop_db().await;

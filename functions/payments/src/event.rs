@@ -1,6 +1,6 @@
-//! Typed webhook events. Only the three event types the shop acts on are decoded; every other
-//! type is `EventKind::Other` and should be acknowledged (2xx) and ignored, or Stripe retries
-//! it for days.
+//! Typed webhook events. Only the event types the shop acts on are decoded (intent success
+//! and failure, refunds, disputes); every other type is `EventKind::Other` and should be
+//! acknowledged (2xx) and ignored, or Stripe retries it for days.
 //!
 //! Parsing is strict about the fields it uses (a wrong type or an out-of-range amount is
 //! `MalformedPayload`) and ignores the rest, so new fields in Stripe's payloads never break
@@ -68,6 +68,25 @@ pub enum EventKind {
         refunded: bool,
         currency: Currency,
     },
+    /// `charge.dispute.*` (`created`, `updated`, `closed`, `funds_withdrawn`,
+    /// `funds_reinstated`): the customer's bank is taking the money back, or has decided.
+    /// Record `status` on the order by `payment_intent`; the newest event (by
+    /// [`Event::created`]) wins, since they can arrive out of order.
+    ChargeDisputed {
+        /// `dp_…`
+        dispute_id: String,
+        charge_id: String,
+        payment_intent: Option<String>,
+        /// The disputed amount (may be less than the charge).
+        amount: Cents,
+        currency: Currency,
+        /// `warning_needs_response`, `needs_response`, `under_review`, `won`, `lost`, … kept
+        /// verbatim (lower-case letters, digits and `_`, at most 64), so statuses Stripe adds
+        /// later still arrive.
+        status: String,
+        /// `fraudulent`, `product_not_received`, … when given.
+        reason: Option<String>,
+    },
     /// Any other event type (the string is the type); acknowledge and ignore.
     Other(String),
 }
@@ -126,6 +145,46 @@ struct RawCharge {
     /// A string id normally; an object when the event was sent with `payment_intent` expanded.
     #[serde(default)]
     payment_intent: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawDispute {
+    id: String,
+    amount: i64,
+    currency: Currency,
+    /// A string id normally; an object when expanded.
+    charge: serde_json::Value,
+    #[serde(default)]
+    payment_intent: Option<serde_json::Value>,
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// An id field that Stripe sends as a string, or as the object itself when expanded.
+fn expandable_id(
+    event_type: &str,
+    field: &str,
+    value: Option<serde_json::Value>,
+) -> Result<Option<String>, WebhookError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(id)) => Ok(Some(id)),
+        Some(serde_json::Value::Object(map)) => match map.get("id") {
+            Some(serde_json::Value::String(id)) => Ok(Some(id.clone())),
+            _ => Err(malformed(format_args!("{event_type}: {field} object has no id"))),
+        },
+        Some(_) => Err(malformed(format_args!("{event_type}: {field} is not an id"))),
+    }
+}
+
+/// A status or reason word as Stripe writes them: lower-case ASCII letters, digits and `_`.
+fn stripe_word(event_type: &str, field: &str, value: String) -> Result<String, WebhookError> {
+    let word_byte = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
+    if value.is_empty() || value.len() > 64 || !value.bytes().all(word_byte) {
+        return Err(malformed(format_args!("{event_type}: {field} is not a Stripe status word")));
+    }
+    Ok(value)
 }
 
 fn malformed(reason: impl std::fmt::Display) -> WebhookError {
@@ -194,15 +253,7 @@ impl Event {
             }
             "charge.refunded" => {
                 let charge: RawCharge = object(&raw.event_type, raw.data.object)?;
-                let payment_intent = match charge.payment_intent {
-                    None | Some(serde_json::Value::Null) => None,
-                    Some(serde_json::Value::String(id)) => Some(id),
-                    Some(serde_json::Value::Object(map)) => match map.get("id") {
-                        Some(serde_json::Value::String(id)) => Some(id.clone()),
-                        _ => return Err(malformed("charge.refunded: payment_intent object has no id")),
-                    },
-                    Some(_) => return Err(malformed("charge.refunded: payment_intent is not an id")),
-                };
+                let payment_intent = expandable_id(&raw.event_type, "payment_intent", charge.payment_intent)?;
                 EventKind::ChargeRefunded {
                     amount: amount("amount", charge.amount)?,
                     amount_refunded: amount("amount_refunded", charge.amount_refunded)?,
@@ -210,6 +261,20 @@ impl Event {
                     payment_intent,
                     refunded: charge.refunded,
                     currency: charge.currency,
+                }
+            }
+            kind if kind.starts_with("charge.dispute.") => {
+                let dispute: RawDispute = object(&raw.event_type, raw.data.object)?;
+                let charge_id = expandable_id(&raw.event_type, "charge", Some(dispute.charge))?
+                    .ok_or_else(|| malformed(format_args!("{kind}: the dispute names no charge")))?;
+                EventKind::ChargeDisputed {
+                    amount: amount("amount", dispute.amount)?,
+                    payment_intent: expandable_id(&raw.event_type, "payment_intent", dispute.payment_intent)?,
+                    status: stripe_word(&raw.event_type, "status", dispute.status)?,
+                    reason: dispute.reason.map(|r| stripe_word(&raw.event_type, "reason", r)).transpose()?,
+                    dispute_id: dispute.id,
+                    charge_id,
+                    currency: dispute.currency,
                 }
             }
             other => EventKind::Other(other.to_owned()),
@@ -223,7 +288,7 @@ impl Event {
             EventKind::PaymentIntentSucceeded { order_id, .. } | EventKind::PaymentIntentFailed { order_id, .. } => {
                 *order_id
             }
-            EventKind::ChargeRefunded { .. } | EventKind::Other(_) => None,
+            EventKind::ChargeRefunded { .. } | EventKind::ChargeDisputed { .. } | EventKind::Other(_) => None,
         }
     }
 
@@ -233,7 +298,9 @@ impl Event {
             EventKind::PaymentIntentSucceeded { intent_id, .. } | EventKind::PaymentIntentFailed { intent_id, .. } => {
                 Some(intent_id)
             }
-            EventKind::ChargeRefunded { payment_intent, .. } => payment_intent.as_deref(),
+            EventKind::ChargeRefunded { payment_intent, .. } | EventKind::ChargeDisputed { payment_intent, .. } => {
+                payment_intent.as_deref()
+            }
             EventKind::Other(_) => None,
         }
     }

@@ -97,3 +97,28 @@ pub fn refunded_charge(
         "status": "succeeded",
     })
 }
+
+/// A Dispute object for `charge.dispute.*`: `amount` of the charge `charge_id` (of the intent
+/// `intent_id`) disputed, in `status` (`needs_response`, `won`, `lost`, …).
+pub fn dispute_object(
+    dispute_id: &str,
+    charge_id: &str,
+    intent_id: &str,
+    amount: Cents,
+    currency: &Currency,
+    status: &str,
+    reason: &str,
+) -> Value {
+    json!({
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": amount.get(),
+        "charge": charge_id,
+        "currency": currency.as_str(),
+        "payment_intent": intent_id,
+        "reason": reason,
+        "status": status,
+        "is_charge_refundable": false,
+        "livemode": false,
+    })
+}

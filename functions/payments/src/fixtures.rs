@@ -9,7 +9,7 @@
 use domain::Cents;
 use uuid::Uuid;
 
-pub use crate::event_body::{IntentObject, event_payload, refunded_charge};
+pub use crate::event_body::{IntentObject, dispute_object, event_payload, refunded_charge};
 use crate::types::{Currency, IntentStatus};
 
 impl IntentObject {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use domain::{BasisPoints, Cents};
 
 use crate::clock::now_unix;
-use crate::event_body::{IntentObject, event_payload, refunded_charge};
+use crate::event_body::{IntentObject, dispute_object, event_payload, refunded_charge};
 use crate::random;
 use crate::secret::{ClientSecret, WebhookSecret};
 use crate::types::{CreateIntent, IntentStatus, PaymentIntent, TaxCalculation, TaxRequest};
@@ -194,6 +194,30 @@ impl LocalPayments {
             refunded_charge(&charge_id, &intent.id, intent.amount, intent.amount, &intent.currency)
         };
         Ok(self.signed_event("charge.refunded", object))
+    }
+
+    /// The customer's bank disputed the payment: a signed `charge.dispute.created` event
+    /// (status `needs_response`, reason `fraudulent`) for the whole amount. Allowed after the
+    /// intent succeeded.
+    pub fn dispute(&self, intent_id: &str) -> Result<SignedWebhook, LocalError> {
+        let object = {
+            let state = self.lock();
+            let local = state.intents.get(intent_id).ok_or_else(|| LocalError::UnknownIntent(intent_id.into()))?;
+            ensure_status(local, IntentStatus::Succeeded, "dispute")?;
+            let intent = &local.intent;
+            let charge_id = local.charge_id.clone().unwrap_or_default();
+            let dispute_id = format!("dp_local_{}", random::hex(12));
+            dispute_object(
+                &dispute_id,
+                &charge_id,
+                &intent.id,
+                intent.amount,
+                &intent.currency,
+                "needs_response",
+                "fraudulent",
+            )
+        };
+        Ok(self.signed_event("charge.dispute.created", object))
     }
 
     /// Wraps `object` in an event envelope shaped like Stripe's and signs it now.

@@ -268,6 +268,39 @@ impl TaxRequest {
         Ok(())
     }
 
+    /// A SHA-256 (lower-case hex) of everything Stripe Tax reads from this request: currency,
+    /// every line (amount, quantity, reference, tax code), shipping and the address, each
+    /// field length-prefixed so no two different requests share a fingerprint by
+    /// concatenation. Two requests with one fingerprint get the same answer, so the API
+    /// caches answers by it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        let mut field = |value: &str| {
+            hash.update((value.len() as u64).to_be_bytes());
+            hash.update(value.as_bytes());
+        };
+        field("stolentee-tax-request-v1");
+        field(self.currency.as_str());
+        field(&self.line_items.len().to_string());
+        for item in &self.line_items {
+            field(&item.amount.get().to_string());
+            field(&item.quantity.to_string());
+            field(&item.reference);
+            field(item.tax_code.as_deref().unwrap_or(APPAREL_TAX_CODE));
+        }
+        field(&self.shipping.map_or_else(|| "-".to_owned(), |s| s.get().to_string()));
+        let a = &self.address;
+        for part in [Some(&a.line1), a.line2.as_ref(), Some(&a.city), a.state.as_ref(), Some(&a.postal_code)] {
+            match part {
+                Some(value) => field(&format!("+{value}")),
+                None => field("-"),
+            }
+        }
+        field(&a.country.to_ascii_uppercase());
+        hex::encode(hash.finalize())
+    }
+
     /// Line items plus shipping, before tax.
     pub(crate) fn taxable_total(&self) -> Option<Cents> {
         let mut total = self.shipping.unwrap_or(Cents::ZERO);
@@ -313,6 +346,64 @@ mod tests {
         assert!(StripeIdempotencyKey::new("a b").is_err());
         assert!(StripeIdempotencyKey::new("x".repeat(256)).is_err());
         assert!(StripeIdempotencyKey::new("x".repeat(255)).is_ok());
+    }
+
+    fn tax_request() -> TaxRequest {
+        TaxRequest {
+            currency: Currency::usd(),
+            line_items: vec![TaxLineItem {
+                amount: Cents::new(33436),
+                quantity: 24,
+                reference: "1-ST-TEE-BLK-M".into(),
+                tax_code: None,
+            }],
+            shipping: None,
+            address: TaxAddress {
+                line1: "1 Congress Ave".into(),
+                line2: None,
+                city: "Austin".into(),
+                state: Some("TX".into()),
+                postal_code: "78701".into(),
+                country: "US".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_tax_fingerprint_changes_with_anything_stripe_reads_and_nothing_else() {
+        let base = tax_request();
+        assert_eq!(base.fingerprint(), tax_request().fingerprint());
+        assert_eq!(base.fingerprint().len(), 64);
+        let mut lower_country = tax_request();
+        lower_country.address.country = "us".into();
+        assert_eq!(base.fingerprint(), lower_country.fingerprint(), "the client upper-cases the country");
+        let explicit_code = TaxRequest {
+            line_items: vec![TaxLineItem { tax_code: Some(APPAREL_TAX_CODE.into()), ..base.line_items[0].clone() }],
+            ..tax_request()
+        };
+        assert_eq!(base.fingerprint(), explicit_code.fingerprint(), "the default code is the code sent");
+
+        let variants: Vec<Box<dyn Fn(&mut TaxRequest)>> = vec![
+            Box::new(|r| r.line_items[0].amount = Cents::new(33437)),
+            Box::new(|r| r.line_items[0].quantity = 25),
+            Box::new(|r| r.line_items[0].reference = "1-ST-TEE-BLK-L".into()),
+            Box::new(|r| r.shipping = Some(Cents::ZERO)),
+            Box::new(|r| r.address.line2 = Some(String::new())),
+            Box::new(|r| r.address.state = None),
+            Box::new(|r| r.address.postal_code = "78702".into()),
+            Box::new(|r| r.address.city = "Austin ".into()),
+            // Moving text between fields is a different address, not the same bytes.
+            Box::new(|r| {
+                r.address.line1 = "1 Congress".into();
+                r.address.line2 = Some("Ave".into());
+            }),
+            Box::new(|r| r.currency = Currency::parse("eur").unwrap()),
+        ];
+        for (i, change) in variants.iter().enumerate() {
+            let mut other = tax_request();
+            change(&mut other);
+            assert_ne!(base.fingerprint(), other.fingerprint(), "change {i}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! |---|---|---|---|
 //! | `DbConnectionsOpen`, `DbConnectionsInUse`, `DbConnectionsWaiting` | `Count` | `[Service, Stage, Pool]`, `[Stage, Pool]` | every function with a pool: once after start-up, then on the first request or job of each wall-clock minute; one line per pool (`Pool` = `primary`, or `replica` when a read pool exists) |
 //! | `CutoutJobLatency`, `CutoutProcessingTime` | `Milliseconds` | `[Service, Stage]` | remove-bg, once per job that reaches a final status (property `Outcome`: `done` or `failed`) |
+//! | `PaymentEventsUnmatched` | `Count` | `[Service, Stage]` | api, once per verified Stripe event that names no order the shop has, or that paid an order through an intent other than its own (properties `Reason`, `EventId`, `EventType`) |
+//! | `PaymentDisputes` | `Count` | `[Service, Stage]` | api, once per dispute opened on an order (properties `EventId`, `OrderId`) |
 //!
 //! Because an instance reports its pool at most once a minute, the `Sum` of
 //! `DbConnectionsOpen` over a 60-second period, by `[Stage, Pool]`, approximates the
@@ -39,6 +41,8 @@ pub mod names {
     pub const DB_CONNECTIONS_WAITING: &str = "DbConnectionsWaiting";
     pub const CUTOUT_JOB_LATENCY: &str = "CutoutJobLatency";
     pub const CUTOUT_PROCESSING_TIME: &str = "CutoutProcessingTime";
+    pub const PAYMENT_EVENTS_UNMATCHED: &str = "PaymentEventsUnmatched";
+    pub const PAYMENT_DISPUTES: &str = "PaymentDisputes";
 }
 
 /// The dimension sets of the pool gauges: per function, and per stage (so one alarm sums
@@ -46,6 +50,8 @@ pub mod names {
 pub const POOL_DIMENSIONS: &[&[&str]] = &[&["Service", "Stage", "Pool"], &["Stage", "Pool"]];
 /// The dimension set of the cut-out job timings.
 pub const JOB_DIMENSIONS: &[&[&str]] = &[&["Service", "Stage"]];
+/// The dimension set of the payment alerts (one alarm per metric and stage).
+pub const PAYMENT_DIMENSIONS: &[&[&str]] = &[&["Service", "Stage"]];
 
 /// Which function is speaking: the `Service` dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +195,22 @@ pub struct JobTimes {
     pub processing: Duration,
 }
 
+/// Something about a payment that a person must look at: each is one count of its metric,
+/// which an alarm watches (`infra/template.yaml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentAlert {
+    /// A verified Stripe event the shop could not tie to its order (`PaymentEventsUnmatched`).
+    Unmatched {
+        /// `unknown_order` (no order has the intent, and its metadata names none) or
+        /// `stray_intent` (the metadata names an order whose own intent is another one).
+        reason: &'static str,
+        event_id: String,
+        event_type: String,
+    },
+    /// A dispute was opened on an order (`PaymentDisputes`): evidence is due within days.
+    Dispute { event_id: String, order_id: String },
+}
+
 /// EMF units used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unit {
@@ -282,6 +304,25 @@ pub fn job_line(at: SystemTime, service: Service, stage: &Stage, job: &JobTimes)
             (names::CUTOUT_PROCESSING_TIME, Unit::Milliseconds, whole_ms(job.processing)),
         ],
     )
+}
+
+/// The line for one payment alert: a count of 1 with the alert's properties.
+pub fn payment_alert_line(at: SystemTime, service: Service, stage: &Stage, alert: &PaymentAlert) -> String {
+    let mut members = dimensions(service, stage);
+    let metric = match alert {
+        PaymentAlert::Unmatched { reason, event_id, event_type } => {
+            members.insert("Reason".into(), (*reason).into());
+            members.insert("EventId".into(), event_id.clone().into());
+            members.insert("EventType".into(), event_type.clone().into());
+            names::PAYMENT_EVENTS_UNMATCHED
+        }
+        PaymentAlert::Dispute { event_id, order_id } => {
+            members.insert("EventId".into(), event_id.clone().into());
+            members.insert("OrderId".into(), order_id.clone().into());
+            names::PAYMENT_DISPUTES
+        }
+    };
+    emf_line(at, PAYMENT_DIMENSIONS, members, &[(metric, Unit::Count, 1)])
 }
 
 /// Lets one caller through per wall-clock minute (UTC minutes since the epoch), whoever
@@ -458,6 +499,13 @@ impl Metrics {
             inner.sink.write_line(&job_line(inner.clock.now(), inner.service, &inner.stage, job));
         }
     }
+
+    /// Writes one payment alert (its alarm fires on the first).
+    pub fn payment_alert(&self, alert: &PaymentAlert) {
+        if let Some(inner) = &self.inner {
+            inner.sink.write_line(&payment_alert_line(inner.clock.now(), inner.service, &inner.stage, alert));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -556,6 +604,33 @@ mod tests {
         assert_eq!(v["CutoutProcessingTime"], 876);
         assert_eq!(v["Outcome"], "failed");
         assert_eq!(v["JobId"], "6f1c");
+        assert_members_present(&v, set);
+    }
+
+    #[test]
+    fn a_payment_alert_is_one_count_of_its_metric_with_its_properties() {
+        let stage = Stage::parse("prod").unwrap();
+        let unmatched = PaymentAlert::Unmatched {
+            reason: "unknown_order",
+            event_id: "evt_1".into(),
+            event_type: "payment_intent.succeeded".into(),
+        };
+        let v = parse(&payment_alert_line(at(7), Service::Api, &stage, &unmatched));
+        let (timestamp, set) = directive(&v);
+        assert_eq!(timestamp, 7);
+        assert_eq!(set["Dimensions"], json!([["Service", "Stage"]]));
+        assert_eq!(set["Metrics"], json!([{"Name": "PaymentEventsUnmatched", "Unit": "Count"}]));
+        assert_eq!(v["PaymentEventsUnmatched"], 1);
+        assert_eq!((v["Service"].as_str(), v["Stage"].as_str()), (Some("api"), Some("prod")));
+        assert_eq!((v["Reason"].as_str(), v["EventId"].as_str()), (Some("unknown_order"), Some("evt_1")));
+        assert_eq!(v["EventType"], "payment_intent.succeeded");
+        assert_members_present(&v, set);
+
+        let dispute = PaymentAlert::Dispute { event_id: "evt_2".into(), order_id: "6f1c".into() };
+        let v = parse(&payment_alert_line(at(8), Service::Api, &stage, &dispute));
+        let (_, set) = directive(&v);
+        assert_eq!(set["Metrics"], json!([{"Name": "PaymentDisputes", "Unit": "Count"}]));
+        assert_eq!((v["PaymentDisputes"].as_u64(), v["OrderId"].as_str()), (Some(1), Some("6f1c")));
         assert_members_present(&v, set);
     }
 

@@ -219,6 +219,7 @@ pub async fn show_order(
     Ok(no_store(Json(json!({
         "order": OrderView::from(&order),
         "payment_intent_id": order.payment_intent_id,
+        "dispute_id": order.dispute.as_ref().map(|d| d.id.as_str()),
         "customer": customer.as_ref().map(CustomerView::from),
         "items": rendered,
         "history": views::all::<_, StatusChangeView>(&history),

@@ -1,4 +1,4 @@
-//! `POST /api/dev/payments/{intent_id}/{confirm|fail|refund}` — `make dev` only.
+//! `POST /api/dev/payments/{intent_id}/{confirm|fail|refund|dispute}` — `make dev` only.
 //!
 //! Mounted only outside Lambda and only when the local payments provider is active (no
 //! `STRIPE_SECRET_KEY`). It has the local provider sign the webhook Stripe would send and
@@ -25,6 +25,7 @@ pub async fn act(
         "confirm" => local.confirm(&intent_id),
         "fail" => local.fail(&intent_id),
         "refund" => local.refund(&intent_id),
+        "dispute" => local.dispute(&intent_id),
         _ => return Err(ApiError::not_found("route")),
     }?;
     tracing::info!(intent = %intent_id, action, event = %signed.event_id, "delivering a local webhook");

@@ -6,6 +6,10 @@
 //! body is an unknown field and the request is refused (400 `invalid_json` naming the field),
 //! so no client can believe its price was used. `POST /api/orders` honours `Idempotency-Key`
 //! (1–255 printable ASCII characters): a retry gets the same order (200 instead of 201).
+//!
+//! A guest reads their order with the `order_token` checkout returned, sent in the
+//! `X-Order-Token` header; the token expires (`ORDER_TOKEN_TTL_SECS`) and a token in the query
+//! string is refused (400 `order_token_in_query`) rather than logged by every proxy on the way.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -18,9 +22,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::auth::{AuthUser, MaybeAuth, tokens};
+use crate::auth::{AuthUser, ClientIp, MaybeAuth};
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::order_token::{self, OrderTokenCheck};
 use crate::routes::no_store;
 use crate::services::checkout::{self, OrderRequest, PlacedOrder, PricedLine};
 use crate::views::{self, OrderItemView, OrderView, StatusChangeView};
@@ -31,10 +36,12 @@ fn lines_json(lines: &[PricedLine]) -> Vec<Value> {
 
 pub async fn calculate_tax(
     State(state): State<AppState>,
+    ClientIp(client_ip): ClientIp,
     ApiJson(raw): ApiJson<RawCart>,
 ) -> Result<Response, ApiError> {
     let cart = Cart::parse(raw)?;
-    let priced = checkout::price_with_tax(&state, &cart).await?;
+    let mut budget = state.stripe_guard.budget(&client_ip);
+    let priced = checkout::price_with_tax(&state, &cart, &mut budget).await?;
     Ok(no_store(Json(json!({
         "currency": "usd",
         "lines": lines_json(&priced.lines),
@@ -64,6 +71,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     MaybeAuth(user): MaybeAuth,
+    ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
@@ -74,7 +82,7 @@ pub async fn create(
     let cart = Cart::parse(raw)?;
     let request_hash: String = Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect();
     let request = OrderRequest { cart, idempotency: key.map(|k| (k, request_hash)) };
-    let placed = checkout::place_order(&state, user.as_ref(), request).await?;
+    let placed = checkout::place_order(&state, user.as_ref(), request, &client_ip).await?;
     Ok(render_placed(&state, placed))
 }
 
@@ -87,42 +95,72 @@ fn render_placed(state: &AppState, placed: PlacedOrder) -> Response {
             "client_secret": p.intent.client_secret.expose(),
             "amount_cents": p.intent.amount,
             "currency": p.intent.currency.as_str(),
+            "status": p.intent.status.as_str(),
         })
     });
-    let token = tokens::order_token(&state.auth.order_token_secret, order.id);
+    let token = order_token::issue(
+        &state.auth.order_token_secret,
+        order.id,
+        state.checkout.order_token_ttl,
+        std::time::SystemTime::now(),
+    );
+    let expires_at = i64::try_from(token.expires_at)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let (order, items) = (OrderView::from(&order), views::all::<_, OrderItemView>(&items));
-    no_store((status, Json(json!({ "order": order, "items": items, "payment": payment, "order_token": token }))))
+    no_store((
+        status,
+        Json(json!({
+            "order": order,
+            "items": items,
+            "payment": payment,
+            "order_token": token.token,
+            "order_token_expires_at": expires_at,
+        })),
+    ))
 }
 
+/// The query string of `GET /api/orders/{id}`: only to refuse a token sent in it.
 #[derive(Deserialize)]
 pub struct OrderQuery {
     pub token: Option<String>,
 }
 
+/// Whether this caller may read this order.
+enum Access {
+    Allowed,
+    /// Only an expired token of this order's was presented.
+    TokenExpired,
+    Denied,
+}
+
 /// May this caller read this order? The owner, staff (role re-read from the database), or a
-/// guest presenting the order's token. Anyone else gets the same 404 as for a missing order.
+/// guest presenting the order's unexpired token. Anyone else gets the same 404 as for a
+/// missing order.
 async fn may_read(
     state: &AppState,
     order: &Order,
     user: Option<&AuthUser>,
     token: Option<&str>,
-) -> Result<bool, ApiError> {
-    if let Some(token) = token {
-        if tokens::check_order_token(&state.auth.order_token_secret, order.id, token) {
-            return Ok(true);
-        }
+) -> Result<Access, ApiError> {
+    let token_check = token
+        .map(|token| order_token::check(&state.auth.order_token_secret, order.id, token, std::time::SystemTime::now()));
+    if token_check == Some(OrderTokenCheck::Valid) {
+        return Ok(Access::Allowed);
     }
-    let Some(user) = user else {
-        return Ok(false);
+    let signed_in = match user {
+        None => false,
+        Some(user) if order.user_id == Some(user.id) => true,
+        Some(user) if user.role.is_staff() => state.accounts.user(user.id).await?.is_some_and(|u| u.role.is_staff()),
+        Some(_) => false,
     };
-    if order.user_id == Some(user.id) {
-        return Ok(true);
-    }
-    if user.role.is_staff() {
-        return Ok(state.accounts.user(user.id).await?.is_some_and(|u| u.role.is_staff()));
-    }
-    Ok(false)
+    Ok(match (signed_in, token_check) {
+        (true, _) => Access::Allowed,
+        (false, Some(OrderTokenCheck::Expired)) => Access::TokenExpired,
+        (false, _) => Access::Denied,
+    })
 }
 
 pub async fn show(
@@ -132,6 +170,14 @@ pub async fn show(
     Query(query): Query<OrderQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if query.token.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "order_token_in_query",
+            "send the order token in the X-Order-Token header, not in the URL",
+        )
+        .with_field("token"));
+    }
     let not_found = || ApiError::not_found("order");
     let order = if let Ok(id) = raw.parse::<OrderId>() {
         state.orders.by_id(id).await?
@@ -141,9 +187,17 @@ pub async fn show(
         None
     };
     let order = order.ok_or_else(not_found)?;
-    let token = query.token.as_deref().or_else(|| headers.get("x-order-token").and_then(|v| v.to_str().ok()));
-    if !may_read(&state, &order, user.as_ref(), token).await? {
-        return Err(not_found());
+    let token = headers.get(order_token::HEADER).and_then(|v| v.to_str().ok());
+    match may_read(&state, &order, user.as_ref(), token).await? {
+        Access::Allowed => {}
+        Access::TokenExpired => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "order_token_expired",
+                "this order token has expired: sign in, or place the order again with the same Idempotency-Key for a new token",
+            ));
+        }
+        Access::Denied => return Err(not_found()),
     }
     let items = state.orders.items(order.id).await?;
     let history = state.orders.history(order.id).await?;

@@ -8,8 +8,19 @@
 //! An order request may carry an idempotency key, scoped to the sender (the account, or the
 //! guest's e-mail): a retry — even one racing the first request — gets the same order, never
 //! a second one; the same key with a different cart is [`CheckoutError::KeyReused`]. The
-//! PaymentIntent is created after the order commits, with the provider's idempotency key
-//! derived from the order id, so retries also get the same intent.
+//! idempotency lookup comes before anything reaches the payment provider.
+//!
+//! **One PaymentIntent per order, however late the retry.** The intent is created after the
+//! order commits, with the provider's idempotency key derived from the order id, and its id
+//! is recorded on the order. From then on a retry *retrieves* the recorded intent and never
+//! creates one: Stripe forgets idempotency keys after about a day, and a create with a
+//! forgotten key makes a second intent, which the customer would then pay while the order
+//! waited for the first. Only an order with no intent recorded creates one (and if two
+//! requests race there, the first recorded wins and both hand out that one).
+//!
+//! Every call to the provider goes through the request's [`CallBudget`] (see
+//! [`stripe_guard`](crate::services::stripe_guard)): limited per client IP and per order,
+//! and tax answers reused per cart and address.
 //!
 //! Nothing here knows HTTP: handlers parse requests into these inputs and map the outcomes
 //! (and [`CheckoutError`], in `crate::error`) to responses.
@@ -25,6 +36,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::services::stripe_guard::CallBudget;
 
 /// Why a checkout step did not complete. Each variant is one thing the caller can act on.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +53,14 @@ pub enum CheckoutError {
     NothingToPay,
     #[error("this idempotency key was used for a different cart")]
     KeyReused,
+    /// Too many calls to the payment provider from this client or for this order.
+    #[error("too many payment requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u32 },
+    /// The intent recorded on the order is not the order's (another order, amount or
+    /// currency): the data disagree with Stripe, which is a bug or tampering, never the
+    /// caller's doing.
+    #[error("the order's payment intent does not match it: {0}")]
+    IntentMismatch(String),
     #[error(transparent)]
     Payment(#[from] PaymentError),
     #[error(transparent)]
@@ -118,10 +138,15 @@ pub async fn price(state: &AppState, cart: &Cart) -> Result<Vec<PricedLine>, Che
     Ok(priced)
 }
 
-/// Prices the cart and asks the payment provider for its tax.
-pub async fn price_with_tax(state: &AppState, cart: &Cart) -> Result<PricedCart, CheckoutError> {
+/// Prices the cart and asks the payment provider for its tax (or reuses its answer for the
+/// same cart and address), spending `budget` if the provider is called.
+pub async fn price_with_tax(
+    state: &AppState,
+    cart: &Cart,
+    budget: &mut CallBudget<'_>,
+) -> Result<PricedCart, CheckoutError> {
     let lines = price(state, cart).await?;
-    let tax = state.payments.calculate_tax(&tax_request(cart, &lines)).await?;
+    let tax = state.stripe_guard.tax(&state.payments, &tax_request(cart, &lines), budget).await?;
     let quotes: Vec<Quote> = lines.iter().map(|p| p.quote.clone()).collect();
     let totals =
         OrderTotals::from_quotes(&quotes, tax.tax_amount_exclusive).map_err(|_| CheckoutError::TotalOutOfRange)?;
@@ -162,12 +187,15 @@ fn tax_request(cart: &Cart, priced: &[PricedLine]) -> TaxRequest {
 }
 
 /// Places an order for `user` (or a guest), or finds the one an earlier request with the
-/// same idempotency key placed, and makes sure it has its PaymentIntent.
+/// same idempotency key placed, and makes sure it has its PaymentIntent. `client_ip` is the
+/// caller's, for the call limits.
 pub async fn place_order(
     state: &AppState,
     user: Option<&AuthUser>,
     request: OrderRequest,
+    client_ip: &str,
 ) -> Result<PlacedOrder, CheckoutError> {
+    let mut budget = state.stripe_guard.budget(client_ip);
     let OrderRequest { cart, idempotency } = request;
     let email = match (&cart.email, user) {
         (Some(e), _) => e.as_str().to_owned(),
@@ -191,20 +219,23 @@ pub async fn place_order(
         None => format!("guest:{email}"),
     };
 
-    // Fast path for a plain retry: no pricing, no tax call.
+    // Fast path for a plain retry, before anything reaches the provider: no pricing, no tax.
     if let Some((key, request_hash)) = &idempotency {
         if let Some(existing) = state.orders.by_idempotency_key(&scope, key).await? {
             if existing.request_hash.as_deref() != Some(request_hash.as_str()) {
                 return Err(CheckoutError::KeyReused);
             }
-            return finish(state, existing, false).await;
+            return finish(state, existing, false, &mut budget).await;
         }
     }
 
-    let priced = price_with_tax(state, &cart).await?;
+    let priced = price_with_tax(state, &cart, &mut budget).await?;
     if priced.totals.total_cents <= Cents::ZERO {
         return Err(CheckoutError::NothingToPay);
     }
+    // The intent will be created once the order commits: a caller over the limit is refused
+    // now, not left with an order and no intent.
+    budget.spend().await?;
     let new = NewOrder {
         email,
         name: cart.name.clone().or_else(|| Some(cart.shipping_address.name.clone())),
@@ -231,38 +262,82 @@ pub async fn place_order(
     match state.orders.checkout(&new, new_order_number).await? {
         Checkout::Created(order) => {
             tracing::info!(order = %order.id, number = %order.order_number, total_cents = order.total_cents.get(), "order placed");
-            finish(state, order, true).await
+            finish(state, order, true, &mut budget).await
         }
-        Checkout::Existing(order) => finish(state, order, false).await,
+        Checkout::Existing(order) => finish(state, order, false, &mut budget).await,
         Checkout::KeyReused => Err(CheckoutError::KeyReused),
     }
 }
 
-/// Ensures an unpaid order has its PaymentIntent (the same intent on every call: the
-/// provider's idempotency key is derived from the order id) and loads its items.
-async fn finish(state: &AppState, order: Order, created: bool) -> Result<PlacedOrder, CheckoutError> {
+/// Ensures an unpaid order has its PaymentIntent and loads its items: the recorded intent,
+/// retrieved, or — only when none is recorded — a new one (see the module documentation).
+async fn finish(
+    state: &AppState,
+    order: Order,
+    created: bool,
+    budget: &mut CallBudget<'_>,
+) -> Result<PlacedOrder, CheckoutError> {
     let payment = if matches!(order.payment_status, PaymentStatus::Pending | PaymentStatus::Failed) {
-        let request = CreateIntent {
-            order_id: order.id.as_uuid(),
-            order_number: order.order_number.to_string(),
-            amount: order.total_cents,
-            currency: Currency::parse(&order.currency).map_err(|e| {
-                StoreError::Corrupt(format!("order {} has currency {:?}: {e}", order.id, order.currency))
-            })?,
-            receipt_email: Some(order.email.clone()),
-            tax_calculation_id: order.tax_calculation_id.clone(),
-            idempotency_key: payments::StripeIdempotencyKey::for_order(order.id.as_uuid()),
+        budget.for_order(order.id);
+        budget.spend().await?;
+        let intent = match &order.payment_intent_id {
+            Some(recorded) => recorded_intent(state, &order, recorded).await?,
+            None => {
+                let request = CreateIntent {
+                    order_id: order.id.as_uuid(),
+                    order_number: order.order_number.to_string(),
+                    amount: order.total_cents,
+                    currency: order_currency(&order)?,
+                    receipt_email: Some(order.email.clone()),
+                    tax_calculation_id: order.tax_calculation_id.clone(),
+                    idempotency_key: payments::StripeIdempotencyKey::for_order(order.id.as_uuid()),
+                };
+                let intent = state.payments.create_intent(&request).await?;
+                let recorded = state.orders.set_payment_intent(order.id, &intent.id).await?;
+                if recorded == intent.id {
+                    tracing::info!(order = %order.id, intent = %intent.id, "payment intent created");
+                    intent
+                } else {
+                    // A concurrent request recorded its intent first (possible only once Stripe
+                    // has forgotten the key): hand out that one; ours is never shown to anyone.
+                    tracing::warn!(order = %order.id, ours = %intent.id, recorded = %recorded, "another intent was recorded first");
+                    recorded_intent(state, &order, &recorded).await?
+                }
+            }
         };
-        let intent = state.payments.create_intent(&request).await?;
-        if order.payment_intent_id.is_none() {
-            state.orders.set_payment_intent(order.id, &intent.id).await?;
-        }
         Some(PaymentHandle { provider: state.payments.name(), intent })
     } else {
         None
     };
     let items = state.orders.items(order.id).await?;
     Ok(PlacedOrder { created, order, items, payment })
+}
+
+fn order_currency(order: &Order) -> Result<Currency, CheckoutError> {
+    Currency::parse(&order.currency)
+        .map_err(|e| StoreError::Corrupt(format!("order {} has currency {:?}: {e}", order.id, order.currency)).into())
+}
+
+/// The order's recorded intent as the provider has it now, checked against the order.
+async fn recorded_intent(state: &AppState, order: &Order, intent_id: &str) -> Result<PaymentIntent, CheckoutError> {
+    let intent = state.payments.retrieve_intent(intent_id).await?;
+    let problem = if intent.order_id != Some(order.id.as_uuid()) {
+        Some(format!("intent {intent_id} names order {:?}", intent.order_id))
+    } else if intent.amount != order.total_cents {
+        Some(format!(
+            "intent {intent_id} is for {} cents, the order totals {}",
+            intent.amount.get(),
+            order.total_cents.get()
+        ))
+    } else if intent.currency != order_currency(order)? {
+        Some(format!("intent {intent_id} is in {}, the order in {}", intent.currency, order.currency))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(CheckoutError::IntentMismatch(problem)),
+        None => Ok(intent),
+    }
 }
 
 /// The custom spec stored with a line: what staff print.

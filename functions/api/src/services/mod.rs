@@ -5,3 +5,4 @@
 pub mod checkout;
 pub mod payment_events;
 pub mod sign_in;
+pub mod stripe_guard;

@@ -53,11 +53,32 @@ impl TestApp {
 
     /// Spawns with extra environment settings (e.g. a short cache TTL).
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        Self::spawn_metered(extra, None).await
+    }
+
+    /// Spawns with extra settings, writing its EMF metric lines (`METRICS=emf`) into `sink`.
+    pub async fn spawn_with_metrics(
+        extra: &[(&str, &str)],
+        sink: std::sync::Arc<runtime::metrics::MemorySink>,
+    ) -> Self {
+        Self::spawn_metered(extra, Some(sink)).await
+    }
+
+    async fn spawn_metered(extra: &[(&str, &str)], sink: Option<std::sync::Arc<runtime::metrics::MemorySink>>) -> Self {
         let db = TestDb::seeded().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = config_at(&db.url, &format!("http://{addr}"), extra);
-        let mut app = App::build(&config).await.expect("the app starts");
+        let built = match sink {
+            None => App::build(&config).await,
+            Some(sink) => {
+                use runtime::metrics::{Metrics, MetricsConfig, Service, SystemClock};
+                let emf = MetricsConfig::emf("test").expect("a valid stage");
+                let metrics = Metrics::with_output(&emf, Service::Api, sink, std::sync::Arc::new(SystemClock));
+                App::build_with_metrics(&config, metrics).await
+            }
+        };
+        let mut app = built.expect("the app starts");
         let app_state = app.state.clone();
         let queue = app.memory_queue.take();
         let server = tokio::spawn(async move {

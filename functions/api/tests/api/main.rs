@@ -18,5 +18,7 @@ mod sign_in_limits;
 mod startup;
 mod supabase_confirmation;
 mod supabase_stand_in;
+mod stripe_stand_in;
+mod stripe_time_travel;
 mod uploads;
 mod webhooks;

@@ -161,14 +161,14 @@ async fn an_order_is_visible_to_its_owner_its_guest_token_and_staff_only() {
     let (_, guest) = app.place_order(&cart(&tee, json!(2), "guest@example.com"), None).await;
     let guest_id = guest["order"]["id"].as_str().unwrap();
     let guest_token = guest["order_token"].as_str().unwrap();
-    let r = app.get(&format!("/api/orders/{guest_id}?token={guest_token}")).await;
+    let r = app.get_with_order_token(&format!("/api/orders/{guest_id}"), guest_token).await;
     assert_eq!(r.status(), 200);
     let shown: Value = r.json().await.unwrap();
     assert_eq!(shown["items"][0]["quantity"], 2);
     assert_eq!(shown["history"][0]["new_status"], "pending");
     let other_token = placed["order_token"].as_str().unwrap();
-    assert_eq!(app.get(&format!("/api/orders/{guest_id}?token={other_token}")).await.status(), 404);
-    assert_eq!(app.get(&format!("/api/orders/{guest_id}?token=forged")).await.status(), 404);
+    assert_eq!(app.get_with_order_token(&format!("/api/orders/{guest_id}"), other_token).await.status(), 404);
+    assert_eq!(app.get_with_order_token(&format!("/api/orders/{guest_id}"), "forged").await.status(), 404);
     assert_eq!(app.get("/api/orders/ST-000000-22222").await.status(), 404);
     app.stop().await;
 }
@@ -383,5 +383,73 @@ async fn idempotency_keys_belong_to_their_sender() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    app.stop().await;
+}
+
+impl TestApp {
+    /// GET with a guest's order token in the `X-Order-Token` header.
+    pub async fn get_with_order_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).header("x-order-token", token).send().await.expect("request sent")
+    }
+}
+
+#[tokio::test]
+async fn a_guest_order_token_travels_in_a_header_never_in_the_url() {
+    let app = TestApp::spawn().await;
+    let tee = app.variant_id("ST-TEE-BLK-S").await;
+    let (_, placed) = app.place_order(&cart(&tee, json!(1), "guest@example.com"), None).await;
+    let id = placed["order"]["id"].as_str().unwrap();
+    let token = placed["order_token"].as_str().unwrap();
+    let expires: time::OffsetDateTime = time::OffsetDateTime::parse(
+        placed["order_token_expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let in_days = (expires - time::OffsetDateTime::now_utc()).whole_days();
+    assert!((29..=30).contains(&in_days), "30 days by default, got {in_days}");
+
+    assert_eq!(app.get_with_order_token(&format!("/api/orders/{id}"), token).await.status(), 200);
+    // The same, valid token in the query string is refused: URLs end up in logs and Referers.
+    let r = app.get(&format!("/api/orders/{id}?token={token}")).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_parts(r).await, ("order_token_in_query".into(), Some("token".into())));
+    let r = app.http.get(app.url(&format!("/api/orders/{id}?token=x"))).header("x-order-token", token).send().await;
+    assert_eq!(r.unwrap().status(), 400, "even beside a good header");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_guest_order_token_expires_and_cannot_be_extended() {
+    let secret = "order-token-secret-for-the-expiry-test-0123456789";
+    let app = TestApp::spawn_with(&[("ORDER_TOKEN_SECRET", secret)]).await;
+    let tee = app.variant_id("ST-TEE-BLK-S").await;
+    let (_, placed) = app.place_order(&cart(&tee, json!(1), "guest@example.com"), Some("k-expiry")).await;
+    let id = placed["order"]["id"].as_str().unwrap();
+    let order: domain::OrderId = id.parse().unwrap();
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(31 * 86_400);
+    let old = api::order_token::issue(secret.as_bytes(), order, std::time::Duration::from_secs(30 * 86_400), month_ago);
+
+    let r = app.get_with_order_token(&format!("/api/orders/{id}"), &old.token).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(error_parts(r).await.0, "order_token_expired");
+    // Its signature covers the expiry: moving it out makes a token for nothing.
+    let tag = old.token.rsplit('.').next().unwrap();
+    let stretched = format!("ot2.{}.{tag}", old.expires_at + 365 * 86_400);
+    assert_eq!(app.get_with_order_token(&format!("/api/orders/{id}"), &stretched).await.status(), 404);
+    // A token of the earlier, never-expiring form opens nothing.
+    let bare = {
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(b"stolentee-order-token:");
+        mac.update(order.as_uuid().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    };
+    assert_eq!(app.get_with_order_token(&format!("/api/orders/{id}"), &bare).await.status(), 404);
+    // Placing the order again with its key hands out a fresh token for the same order.
+    let (status, again) = app.place_order(&cart(&tee, json!(1), "guest@example.com"), Some("k-expiry")).await;
+    assert_eq!((status.as_u16(), again["order"]["id"].as_str()), (200, Some(id)));
+    let fresh = again["order_token"].as_str().unwrap();
+    assert_eq!(app.get_with_order_token(&format!("/api/orders/{id}"), fresh).await.status(), 200);
     app.stop().await;
 }

@@ -1,5 +1,5 @@
-//! Typed events: the three the shop acts on, everything else as `Other`, and hostile JSON as
-//! an error rather than a panic.
+//! Typed events: the ones the shop acts on (intent success and failure, refunds, disputes),
+//! everything else as `Other`, and hostile JSON as an error rather than a panic.
 
 use payments::{Cents, Currency, Event, EventKind, WebhookError};
 use serde_json::{Value, json};
@@ -147,9 +147,89 @@ fn charge_refunded_full_and_partial() {
     assert_eq!(orphan.payment_intent_id(), None);
 }
 
+fn dispute(extra: Value) -> Value {
+    let mut object = json!({
+        "id": "dp_3Q",
+        "object": "dispute",
+        "amount": 2598,
+        "charge": "ch_3Q",
+        "currency": "usd",
+        "payment_intent": "pi_3Q",
+        "reason": "fraudulent",
+        "status": "needs_response",
+        "evidence": { "customer_name": null },
+        "balance_transactions": [],
+    });
+    if let (Value::Object(base), Value::Object(extra)) = (&mut object, extra) {
+        base.extend(extra);
+    }
+    object
+}
+
+#[test]
+fn every_dispute_event_carries_the_dispute_and_its_intent() {
+    for event_type in [
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    ] {
+        let event = parse(&event(event_type, dispute(json!({})))).unwrap();
+        assert_eq!(
+            event.kind,
+            EventKind::ChargeDisputed {
+                dispute_id: "dp_3Q".into(),
+                charge_id: "ch_3Q".into(),
+                payment_intent: Some("pi_3Q".into()),
+                amount: Cents::new(2598),
+                currency: Currency::usd(),
+                status: "needs_response".into(),
+                reason: Some("fraudulent".into()),
+            },
+            "{event_type}"
+        );
+        assert_eq!(event.payment_intent_id(), Some("pi_3Q"));
+        assert_eq!(event.order_id(), None, "a dispute is found by its intent, not by metadata");
+    }
+    // Expanded objects, a partial amount, a status Stripe adds later, no reason.
+    let expanded = dispute(json!({
+        "charge": {"id": "ch_3Q", "object": "charge"},
+        "payment_intent": {"id": "pi_3Q", "object": "payment_intent"},
+        "amount": 1000,
+        "status": "prevented",
+        "reason": null,
+    }));
+    let closed = parse(&event("charge.dispute.closed", expanded)).unwrap();
+    assert!(matches!(
+        closed.kind,
+        EventKind::ChargeDisputed { ref charge_id, ref status, reason: None, amount, .. }
+            if charge_id == "ch_3Q" && status == "prevented" && amount == Cents::new(1000)
+    ));
+    let no_intent = parse(&event("charge.dispute.created", dispute(json!({"payment_intent": null})))).unwrap();
+    assert_eq!(no_intent.payment_intent_id(), None);
+}
+
+#[test]
+fn disputes_with_unusable_fields_are_malformed() {
+    for extra in [
+        json!({"status": "Needs Response"}),
+        json!({"status": "x".repeat(65)}),
+        json!({"status": 3}),
+        json!({"reason": "<script>"}),
+        json!({"amount": -1}),
+        json!({"charge": null}),
+        json!({"charge": {"object": "charge"}}),
+        json!({"payment_intent": 7}),
+    ] {
+        let body = event("charge.dispute.created", dispute(extra.clone()));
+        assert!(matches!(parse(&body), Err(WebhookError::MalformedPayload(_))), "{extra}");
+    }
+}
+
 #[test]
 fn unknown_types_are_other_and_their_objects_are_not_inspected() {
-    for event_type in ["customer.created", "payment_intent.created", "charge.dispute.created", ""] {
+    for event_type in ["customer.created", "payment_intent.created", "charge.dispute_like", ""] {
         let parsed = parse(&event(event_type, json!({ "anything": [1, {"goes": true}] }))).unwrap();
         assert_eq!(parsed.kind, EventKind::Other(event_type.to_owned()));
     }

@@ -130,6 +130,23 @@ fn fail_then_confirm_then_refund_tell_the_whole_story() {
 }
 
 #[test]
+fn a_paid_intent_can_be_disputed_an_unpaid_one_cannot() {
+    let local = local();
+    let intent = local.create_intent(&request(Uuid::new_v4(), 4200)).unwrap();
+    assert!(matches!(local.dispute(&intent.id), Err(LocalError::InvalidState { action: "dispute", .. })));
+    local.confirm(&intent.id).unwrap();
+    let webhook = local.dispute(&intent.id).unwrap();
+    let event =
+        verify(&webhook.payload, &webhook.signature_header, local.webhook_secrets(), SystemTime::now()).unwrap();
+    assert_eq!(event.event_type, "charge.dispute.created");
+    assert_eq!(event.payment_intent_id(), Some(intent.id.as_str()));
+    assert!(matches!(
+        event.kind,
+        EventKind::ChargeDisputed { ref status, amount, .. } if status == "needs_response" && amount == Cents::new(4200)
+    ));
+}
+
+#[test]
 fn impossible_transitions_are_refused() {
     let local = local();
     let intent = local.create_intent(&request(Uuid::new_v4(), 100)).unwrap();
