@@ -24,9 +24,12 @@ async fn migrations_apply_once_and_are_recorded() {
     assert!(matches!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::Behind { .. }));
 
     let applied = migrate::migrate(&mut client).await.unwrap();
-    assert_eq!(applied, ["V1__foundation", "V2__uploads", "V3__auth", "V4__commerce"]);
+    assert_eq!(
+        applied,
+        ["V1__foundation", "V2__uploads", "V3__auth", "V4__commerce", "V5__media_ownership_and_job_deadlines"]
+    );
     assert_eq!(migrate::migrate(&mut client).await.unwrap(), Vec::<String>::new());
-    assert_eq!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { version: 4 });
+    assert_eq!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { version: 5 });
     db.drop_db().await;
 }
 
