@@ -47,6 +47,8 @@ pub struct AppState {
     pub edge_purge: Option<EdgePurge>,
     /// CloudWatch EMF lines (`METRICS`): the pool gauges, once a minute.
     pub metrics: Metrics,
+    /// Cut-out job bounds (`CUTOUT_JOB_DEADLINE_SECS`).
+    pub media_config: crate::services::media::MediaConfig,
 }
 
 /// The whole HTTP surface. `local_objects` mounts the local object store's signed-URL
@@ -188,6 +190,7 @@ impl App {
             queue,
             instance_id,
             metrics,
+            media_config: config.media,
         };
         let router = router(state.clone(), config, local_objects.clone());
         Ok(Self { state, router, local_objects, memory_queue })

@@ -22,6 +22,7 @@ use payments::{LocalError, PaymentError, WebhookError};
 use serde::Serialize;
 
 use crate::services::checkout::CheckoutError;
+use crate::services::media::RequestJobError;
 use crate::services::payment_events::PaymentEventError;
 
 /// An error response waiting for its request id.
@@ -235,6 +236,19 @@ impl From<PaymentEventError> for ApiError {
         match e {
             PaymentEventError::Refused(e) => e.into(),
             PaymentEventError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<RequestJobError> for ApiError {
+    /// The job exists but its message could not be sent: asking again sends it.
+    fn from(e: RequestJobError) -> Self {
+        match e {
+            RequestJobError::Store(e) => e.into(),
+            RequestJobError::Queue(e) => {
+                tracing::warn!(error = %e, "could not queue a job");
+                Self::unavailable("queue_unavailable", "the job queue is unavailable; retry shortly", 2)
+            }
         }
     }
 }

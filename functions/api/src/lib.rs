@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod guest;
 pub mod json;
 pub mod middleware;
 pub mod purge;

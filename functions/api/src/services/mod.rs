@@ -3,4 +3,5 @@
 //! its outcome (errors through `crate::error`) to a response.
 
 pub mod checkout;
+pub mod media;
 pub mod payment_events;
