@@ -21,6 +21,8 @@
 #   make deploy-build  the arm64 Lambda zips and the model layer, smoke-run under qemu
 #   make smoke-arm64   run the built arm64 api under qemu against a local database
 #   make bench-cold-start  each function's Lambda cold start against a local Runtime API
+#   make drill-jobs the worker chaos drills at full size: SIGKILL mid-job, a Postgres outage,
+#                   a poison message in a batch of ten (shortened in make test)
 #   make clean-dev  stop the project-local Postgres cluster and delete .dev/
 
 SHELL := bash
@@ -37,7 +39,7 @@ FMT_CHECK := $(CARGO) fmt --all -- --check
 CLIPPY := $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: help dev test migrate seed fmt lint bench-api bench-edge load-edge bench-cutout model deploy clean-dev \
-        deploy-build smoke-arm64 bench-cold-start \
+        deploy-build smoke-arm64 bench-cold-start drill-jobs \
         check-cargo check-rustfmt check-clippy
 
 help:
@@ -163,3 +165,14 @@ clean-dev:
 	$(MOTO) stop
 	$(PG) stop
 	rm -rf .dev
+
+# The worker chaos drills (functions/remove-bg/tests/chaos.rs, docs/MEDIA.md) at full size:
+# Postgres and moto as for make test, the model, then DRILL_FULL=1 (more jobs and kills, a
+# 30-second outage). A few minutes.
+drill-jobs: check-cargo
+	services="$$(scripts/services.sh up)"
+	eval "$$services"
+	trap 'scripts/services.sh down' EXIT
+	scripts/fetch-model.sh
+	export MODELS_DIR="$$PWD/models" DRILL_FULL=1
+	$(CARGO) test --workspace --test chaos -- --test-threads=1 --nocapture

@@ -7,6 +7,9 @@
 #   5. GET /api/jobs/{id} every 2 s  until done or error, then download the transparent PNG
 #
 #   scripts/try-cutout.sh IMAGE [OUT.png]      (API_URL, default http://127.0.0.1:3000)
+#
+# As a guest: step 1 returns a guest token, and steps 3-5 send it in X-Guest-Token (without
+# it the upload, its asset and its job answer 404 to everyone).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -31,17 +34,18 @@ start=$(curl -fsS -X POST "$api/api/uploads" -H 'content-type: application/json'
   -d "{\"content_type\":\"$type\",\"byte_size\":$size,\"filename\":\"$(basename "$image")\"}")
 upload_id=$(json 'd["upload"]["id"]' <<<"$start")
 put_url=$(json 'd["upload"]["put"]["url"]' <<<"$start")
+guest=(-H "x-guest-token: $(json 'd["guest_token"]["token"]' <<<"$start")")
 say "upload $upload_id"
 
 curl -fsS -X PUT "$put_url" -H "content-type: $type" --data-binary "@$image" >/dev/null
-asset_id=$(curl -fsS -X POST "$api/api/uploads/$upload_id/complete" | json 'd["asset"]["id"]')
+asset_id=$(curl -fsS -X POST "${guest[@]}" "$api/api/uploads/$upload_id/complete" | json 'd["asset"]["id"]')
 say "asset  $asset_id"
 
-job_id=$(curl -fsS -X POST "$api/api/jobs" -H 'content-type: application/json' -d "{\"asset_id\":\"$asset_id\"}" | json 'd["job"]["id"]')
+job_id=$(curl -fsS -X POST "${guest[@]}" "$api/api/jobs" -H 'content-type: application/json' -d "{\"asset_id\":\"$asset_id\"}" | json 'd["job"]["id"]')
 say "job    $job_id"
 
 while true; do
-  job=$(curl -fsS "$api/api/jobs/$job_id")
+  job=$(curl -fsS "${guest[@]}" "$api/api/jobs/$job_id")
   status=$(json 'd["job"]["status"]' <<<"$job")
   say "  $(json 'd["job"]["log"]' <<<"$job")"
   case "$status" in

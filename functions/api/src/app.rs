@@ -53,6 +53,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Password checks under the sign-in limits (login, Supabase link, registration).
     pub sign_in: crate::services::sign_in::SignIn,
+    /// Cut-out job bounds (`CUTOUT_JOB_DEADLINE_SECS`).
+    pub media_config: crate::services::media::MediaConfig,
 }
 
 /// The whole HTTP surface. `local_objects` mounts the local object store's signed-URL
@@ -181,6 +183,7 @@ impl App {
             queue,
             instance_id,
             metrics,
+            media_config: config.media,
         };
         let router = router(state.clone(), config, local_objects.clone());
         Ok(Self { state, router, local_objects, memory_queue })

@@ -52,6 +52,8 @@ pub struct ApiConfig {
     pub edge_purge: Option<EdgePurgeConfig>,
     /// `METRICS` and `STAGE`: CloudWatch EMF lines (see `runtime::metrics`).
     pub metrics: runtime::MetricsConfig,
+    /// `CUTOUT_JOB_DEADLINE_SECS`: how long a cut-out job may take (see `services::media`).
+    pub media: crate::services::media::MediaConfig,
 }
 
 /// The edge's authenticated purge endpoint: `EDGE_PURGE_URL` is its full URL
@@ -139,6 +141,7 @@ impl ApiConfig {
             checkout: crate::checkout_config::CheckoutConfig::from_env(env)?,
             edge_purge,
             metrics: runtime::MetricsConfig::from_env(env)?,
+            media: crate::services::media::MediaConfig::from_env(env)?,
             catalog_ttl: Duration::from_secs(s.catalog_cache_ttl_secs),
             request_timeout: Duration::from_millis(at_least("REQUEST_TIMEOUT_MS", s.request_timeout_ms, 100)?),
             max_body_bytes: at_least("MAX_BODY_BYTES", s.max_body_bytes, 1024)? as usize,

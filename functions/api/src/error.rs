@@ -22,6 +22,7 @@ use payments::{LocalError, PaymentError, WebhookError};
 use serde::Serialize;
 
 use crate::services::checkout::CheckoutError;
+use crate::services::media::RequestJobError;
 use crate::services::payment_events::PaymentEventError;
 use crate::services::sign_in::SignInError;
 
@@ -259,6 +260,19 @@ impl From<SignInError> for ApiError {
             SignInError::Hashing(e) => {
                 tracing::error!(error = %e, "password hashing failed");
                 Self::internal()
+            }
+        }
+    }
+}
+
+impl From<RequestJobError> for ApiError {
+    /// The job exists but its message could not be sent: asking again sends it.
+    fn from(e: RequestJobError) -> Self {
+        match e {
+            RequestJobError::Store(e) => e.into(),
+            RequestJobError::Queue(e) => {
+                tracing::warn!(error = %e, "could not queue a job");
+                Self::unavailable("queue_unavailable", "the job queue is unavailable; retry shortly", 2)
             }
         }
     }

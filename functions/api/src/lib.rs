@@ -10,6 +10,7 @@ pub mod cache;
 pub mod checkout_config;
 pub mod config;
 pub mod error;
+pub mod guest;
 pub mod json;
 pub mod middleware;
 pub mod origin;

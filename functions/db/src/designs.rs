@@ -1,7 +1,7 @@
 //! Saved designs, always scoped to their owner: every query names the user, so another
 //! user's design is simply not found (a 404, never a 403 that confirms it exists).
 
-use domain::{AssetId, AssetKind, DesignId, ProductId, UploadId, UserId, VariantId};
+use domain::{AssetId, AssetKind, DesignId, ProductId, UserId, VariantId};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
@@ -114,31 +114,6 @@ impl Designs {
         let usable: Vec<Uuid> = rows.iter().map(|r| r.column("id")).collect::<Result<_, _>>()?;
         let missing: Vec<AssetId> = artwork.iter().copied().filter(|a| !usable.contains(&a.as_uuid())).collect();
         Ok((!missing.is_empty()).then_some(ReferenceProblem::UnusableArtwork(missing)))
-    }
-
-    /// Records who started an upload (signed-in uploads only; guests' stay public).
-    pub async fn claim_upload(&self, upload_id: UploadId, user: UserId) -> Result<(), StoreError> {
-        let conn = self.db.primary.conn().await?;
-        conn.query(
-            "recording an upload's owner",
-            "UPDATE uploads SET owner_id = $2 WHERE id = $1 AND owner_id IS NULL",
-            &[(&upload_id.as_uuid(), Type::UUID), (&user.as_uuid(), Type::UUID)],
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Gives a completed upload's asset the upload's owner (idempotent).
-    pub async fn inherit_upload_owner(&self, upload_id: UploadId, asset_id: AssetId) -> Result<(), StoreError> {
-        let conn = self.db.primary.conn().await?;
-        conn.query(
-            "recording an asset's owner",
-            "UPDATE assets a SET owner_id = u.owner_id FROM uploads u \
-             WHERE u.id = $1 AND a.id = $2 AND a.owner_id IS NULL AND u.owner_id IS NOT NULL",
-            &[(&upload_id.as_uuid(), Type::UUID), (&asset_id.as_uuid(), Type::UUID)],
-        )
-        .await?;
-        Ok(())
     }
 
     pub async fn create(&self, user: UserId, f: &DesignFields) -> Result<Design, StoreError> {

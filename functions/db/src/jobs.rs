@@ -8,8 +8,22 @@
 //! when a statement sets one. The names that remain in SQL text are in `WHERE` clauses,
 //! where they must match the partial indexes' predicates (`status <> 'error'`,
 //! `status IN ('queued', 'running')`) for the planner to use them.
+//!
+//! **Ownership.** Uploads and the assets they become belong to an account (`owner_id`) or a
+//! guest (`guest_id`, proved by the API's signed guest token). Every read a customer can
+//! trigger takes a [`MediaOwner`] and finds only what belongs to it, so someone else's id
+//! reads as "no such row" — the API answers 404 and the id is not even confirmed to exist.
+//!
+//! **Job lifecycle.** A job is `queued` → `running` → `done` or `error`, and it ends by its
+//! `deadline_at` whatever happens to its messages: past the deadline no worker claims it
+//! (nor within the worker's stale-claim time of it, so a claimed attempt always finishes
+//! before the deadline), and whoever looks at it first fails it ([`Media::reap_overdue_jobs`],
+//! [`Media::job_for`], [`Media::request_job`]). `error` is final: a new request for the same
+//! upload makes a new job.
 
-use domain::{AssetId, AssetKind, JobId, JobStatus, UploadId, UploadStatus};
+use std::time::Duration;
+
+use domain::{AssetId, AssetKind, GuestId, JobId, JobStatus, UploadId, UploadStatus, UserId};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
@@ -18,15 +32,40 @@ use uuid::Uuid;
 use crate::pool::{Database, Param, StoreError};
 use crate::row::{self, FromRow, RowExt, corrupt_column};
 
+/// What the customer reads on a job that ran out of time.
+pub const OVERDUE_MESSAGE: &str = "the cut-out did not finish in time; please try again";
+
+/// Who a request speaks for: a signed-in account, a guest (proved by a signed guest token),
+/// both, or neither. A row is theirs when its owner is the account or its guest is the guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaOwner {
+    pub user: Option<UserId>,
+    pub guest: Option<GuestId>,
+}
+
+impl MediaOwner {
+    /// Neither an account nor a guest: owns nothing, and every scoped read finds nothing.
+    pub fn is_nobody(&self) -> bool {
+        self.user.is_none() && self.guest.is_none()
+    }
+
+    fn params(&self) -> (Option<Uuid>, Option<Uuid>) {
+        (self.user.map(|u| u.as_uuid()), self.guest.map(|g| g.as_uuid()))
+    }
+}
+
 /// An upload to reserve, as `POST /api/uploads` records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUpload {
     pub id: UploadId,
+    /// Where the browser PUTs the file (`incoming/…`, random: it says nothing about the id).
     pub object_key: String,
     pub content_type: String,
     pub byte_size: i64,
     pub original_name: Option<String>,
     pub expires_at: OffsetDateTime,
+    /// Who the upload, and the asset it becomes, belong to.
+    pub owner: MediaOwner,
 }
 
 /// A reserved upload.
@@ -49,6 +88,18 @@ pub enum UploadState {
     Pending,
     /// Checked and recorded as this `upload` asset.
     Completed(AssetId),
+}
+
+/// How [`Media::complete_upload`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// The asset was recorded now, with the upload's owner.
+    Recorded(Asset),
+    /// A concurrent or earlier `complete` recorded this asset first; the caller's copy is
+    /// not used.
+    AlreadyCompleted(Asset),
+    /// The upload is gone (swept after it expired).
+    Vanished,
 }
 
 /// A stored object's record.
@@ -95,6 +146,19 @@ pub struct Job {
     pub attempts: i32,
     pub created_at: OffsetDateTime,
     pub completed_at: Option<OffsetDateTime>,
+    /// The job is `done` or `error` by then, whatever happens to its messages.
+    pub deadline_at: OffsetDateTime,
+    /// When the queue took its message; `None` while it still has to be sent.
+    pub enqueued_at: Option<OffsetDateTime>,
+    /// Queued or running past its deadline, on the database's clock when read.
+    pub overdue: bool,
+}
+
+impl Job {
+    /// Queued and its message not yet (known to be) with the queue.
+    pub fn needs_sending(&self) -> bool {
+        self.status == JobStatus::Queued && self.enqueued_at.is_none()
+    }
 }
 
 /// Outcome of asking for a job on an asset.
@@ -109,8 +173,15 @@ pub enum JobRequest {
 const UPLOAD_COLUMNS: &str = "id, object_key, content_type, byte_size, original_name, expires_at, status, asset_id";
 const ASSET_COLUMNS: &str =
     "id, object_key, kind, content_type, byte_size, content_hash, width, height, dpi, original_name, job_id";
-const JOB_COLUMNS: &str =
-    "id, upload_asset_id, status, logs, error_message, result, attempts, created_at, completed_at";
+const JOB_COLUMNS: &str = "id, upload_asset_id, status, logs, error_message, result, attempts, created_at, \
+     completed_at, deadline_at, enqueued_at, (status IN ('queued', 'running') AND deadline_at <= now()) AS overdue";
+/// Sets a live job to `error` with message `$1` (the statements that use it bind it first).
+const FAIL_SET: &str = "status = 'error', error_message = $1, logs = 'error', completed_at = now()";
+
+/// `a.id, a.object_key, …`: a column list for a statement that joins.
+fn qualified(columns: &str, alias: &str) -> String {
+    columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
 
 impl FromRow for Upload {
     /// Reads [`UPLOAD_COLUMNS`].
@@ -165,6 +236,9 @@ impl FromRow for Job {
             attempts: row.column("attempts")?,
             created_at: row.column("created_at")?,
             completed_at: row.column("completed_at")?,
+            deadline_at: row.column("deadline_at")?,
+            enqueued_at: row.column("enqueued_at")?,
+            overdue: row.column("overdue")?,
         })
     }
 }
@@ -186,10 +260,11 @@ impl Media {
 
     pub async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
+        let (owner, guest) = upload.owner.params();
         conn.query(
             "reserving an upload",
-            "INSERT INTO uploads (id, object_key, content_type, byte_size, original_name, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO uploads (id, object_key, content_type, byte_size, original_name, expires_at, owner_id, guest_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 (&upload.id.as_uuid(), Type::UUID),
                 (&upload.object_key, Type::TEXT),
@@ -197,58 +272,102 @@ impl Media {
                 (&upload.byte_size, Type::INT8),
                 (&upload.original_name, Type::TEXT),
                 (&upload.expires_at, Type::TIMESTAMPTZ),
+                (&owner, Type::UUID),
+                (&guest, Type::UUID),
             ],
         )
         .await?;
         Ok(())
     }
 
-    pub async fn upload(&self, id: UploadId) -> Result<Option<Upload>, StoreError> {
+    /// The upload, if it belongs to `owner` (`None` for unknown and for someone else's alike).
+    pub async fn upload_for(&self, id: UploadId, owner: &MediaOwner) -> Result<Option<Upload>, StoreError> {
+        if owner.is_nobody() {
+            return Ok(None);
+        }
         let conn = self.db.primary.conn().await?;
-        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1");
-        let rows = conn.query("finding an upload", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+        let (user, guest) = owner.params();
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 AND (owner_id = $2 OR guest_id = $3)");
+        let rows = conn
+            .query("finding an upload", &sql, &[(&id.as_uuid(), Type::UUID), (&user, Type::UUID), (&guest, Type::UUID)])
+            .await?;
         row::first(&rows)
     }
 
-    /// Records the upload's asset and marks the upload completed, atomically. Completing
-    /// twice (a retried request) returns the asset recorded the first time.
-    pub async fn complete_upload(&self, upload_id: UploadId, asset: &NewAsset<'_>) -> Result<Asset, StoreError> {
+    /// Records the upload's asset, owned as the upload is, and marks the upload completed,
+    /// atomically. The upload row is locked, so of two concurrent completions exactly one
+    /// records its object; the other learns which asset won.
+    pub async fn complete_upload(&self, upload_id: UploadId, asset: &NewAsset<'_>) -> Result<Completion, StoreError> {
         let mut conn = self.db.primary.conn().await?;
         let tx = conn.transaction().await?;
         let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 FOR UPDATE");
         let locked = tx.query("locking the upload", &sql, &[(&upload_id.as_uuid(), Type::UUID)]).await?;
-        let state = row::first::<Upload>(&locked)?.map(|u| u.state);
-        let asset = match state {
+        let completion = match row::first::<Upload>(&locked)?.map(|u| u.state) {
+            None => Completion::Vanished,
             Some(UploadState::Completed(asset_id)) => {
                 let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1");
                 let rows = tx
                     .query("reading the completed upload's asset", &sql, &[(&asset_id.as_uuid(), Type::UUID)])
                     .await?;
-                row::first(&rows)?.ok_or_else(|| StoreError::Corrupt(format!("asset {asset_id} missing")))?
+                Completion::AlreadyCompleted(
+                    row::first(&rows)?.ok_or_else(|| StoreError::Corrupt(format!("asset {asset_id} missing")))?,
+                )
             }
-            Some(UploadState::Pending) | None => {
+            Some(UploadState::Pending) => {
                 let inserted = upsert_asset(&tx, asset).await?;
+                let params: [Param<'_>; 3] = [
+                    (&upload_id.as_uuid(), Type::UUID),
+                    (&inserted.id.as_uuid(), Type::UUID),
+                    (&UploadStatus::Completed.as_str(), Type::TEXT),
+                ];
+                tx.query(
+                    "giving the asset the upload's owner",
+                    "UPDATE assets a SET owner_id = u.owner_id, guest_id = u.guest_id FROM uploads u \
+                     WHERE u.id = $1 AND a.id = $2",
+                    &params[..2],
+                )
+                .await?;
                 tx.query(
                     "completing the upload",
                     "UPDATE uploads SET status = $3, asset_id = $2 WHERE id = $1",
-                    &[
-                        (&upload_id.as_uuid(), Type::UUID),
-                        (&inserted.id.as_uuid(), Type::UUID),
-                        (&UploadStatus::Completed.as_str(), Type::TEXT),
-                    ],
+                    &params,
                 )
                 .await?;
-                inserted
+                Completion::Recorded(inserted)
             }
         };
         tx.commit().await?;
-        Ok(asset)
+        Ok(completion)
     }
 
+    /// Any asset by id, unscoped: for staff and for results reached through a job the
+    /// caller owns. Customer-facing lookups use [`Media::asset_for`].
     pub async fn asset(&self, id: AssetId) -> Result<Option<Asset>, StoreError> {
         let conn = self.db.primary.conn().await?;
         let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1");
         let rows = conn.query("finding an asset", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+        row::first(&rows)
+    }
+
+    /// The asset, if it belongs to `owner`: its own owner or guest, or — for a cut-out the
+    /// worker made — those of the upload its job started from.
+    pub async fn asset_for(&self, id: AssetId, owner: &MediaOwner) -> Result<Option<Asset>, StoreError> {
+        if owner.is_nobody() {
+            return Ok(None);
+        }
+        let conn = self.db.primary.conn().await?;
+        let (user, guest) = owner.params();
+        let sql = format!(
+            "SELECT {} FROM assets a \
+               LEFT JOIN jobs j ON j.id = a.job_id \
+               LEFT JOIN assets src ON src.id = j.upload_asset_id \
+             WHERE a.id = $1 \
+               AND (COALESCE(a.owner_id, src.owner_id) = $2 OR COALESCE(a.guest_id, src.guest_id) = $3)",
+            qualified(ASSET_COLUMNS, "a")
+        );
+        let rows = conn
+            .query("finding an asset", &sql, &[(&id.as_uuid(), Type::UUID), (&user, Type::UUID), (&guest, Type::UUID)])
+            .await?;
         row::first(&rows)
     }
 
@@ -261,66 +380,221 @@ impl Media {
         row::all(&rows)
     }
 
-    /// Creates a queued job for `asset_id` unless a live one exists, and calls `enqueue`
-    /// with the new job's id before committing: if enqueueing fails the job row is rolled
-    /// back, so no job exists that no message will ever run. (The converse — a message for
-    /// a job whose commit failed — is harmless: the worker acknowledges unknown jobs.)
-    pub async fn request_job<F, Fut, E>(
-        &self,
-        asset_id: AssetId,
-        enqueue: F,
-    ) -> Result<Result<JobRequest, E>, StoreError>
-    where
-        F: FnOnce(JobId) -> Fut,
-        Fut: std::future::Future<Output = Result<(), E>>,
-    {
-        let mut conn = self.db.primary.conn().await?;
-        let tx = conn.transaction().await?;
-        // Serialise concurrent requests for the same asset on its row.
+    /// The upload's live job, or a new `queued` one that must end by now + `deadline`.
+    ///
+    /// A live job past its deadline is failed first (superseded), so asking again for an
+    /// upload whose job died always gets a job that can still run. Nothing is sent here: the
+    /// job is committed, then the caller sends its message and calls [`Media::mark_enqueued`]
+    /// (commit, then send — no row lock is held across the queue call). A job whose message
+    /// was never sent keeps `enqueued_at` empty, and [`Job::needs_sending`] tells the next
+    /// request for it, or the relay ([`Media::unsent_jobs`]), to send it.
+    pub async fn request_job(&self, asset_id: AssetId, deadline: Duration) -> Result<JobRequest, StoreError> {
         let asset = asset_id.as_uuid();
-        tx.query("locking the asset", "SELECT 1 FROM assets WHERE id = $1 FOR UPDATE", &[(&asset, Type::UUID)]).await?;
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE upload_asset_id = $1 AND status <> 'error'");
-        let live = tx.query("finding a live job", &sql, &[(&asset, Type::UUID)]).await?;
-        if let Some(job) = row::first(&live)? {
-            return Ok(Ok(JobRequest::Existing(job)));
+        let deadline_secs = deadline.as_secs_f64();
+        let mut conn = self.db.primary.conn().await?;
+        // A concurrent request may win the insert and then lose its job to the deadline
+        // between our two statements; a few rounds settle it.
+        for _ in 0..3 {
+            let tx = conn.transaction().await?;
+            let superseded = format!(
+                "UPDATE jobs SET {FAIL_SET} \
+                 WHERE upload_asset_id = $2 AND status IN ('queued', 'running') AND deadline_at <= now() \
+                 RETURNING id"
+            );
+            let stale = tx
+                .query(
+                    "superseding an overdue job",
+                    &superseded,
+                    &[(&OVERDUE_MESSAGE, Type::TEXT), (&asset, Type::UUID)],
+                )
+                .await?;
+            for row in &stale {
+                let id: Uuid = row.column("id")?;
+                tracing::warn!(job = %id, asset = %asset, "an overdue job was superseded by a new request");
+            }
+            let insert = format!(
+                "INSERT INTO jobs (id, upload_asset_id, status, logs, deadline_at) \
+                 VALUES ($1, $2, $3, 'queued', now() + make_interval(secs => $4)) \
+                 ON CONFLICT (upload_asset_id) WHERE status <> 'error' DO NOTHING \
+                 RETURNING {JOB_COLUMNS}"
+            );
+            let id = Uuid::new_v4();
+            let queued = JobStatus::Queued.as_str();
+            let params: [Param<'_>; 4] =
+                [(&id, Type::UUID), (&asset, Type::UUID), (&queued, Type::TEXT), (&deadline_secs, Type::FLOAT8)];
+            let created = tx.query("creating a job", &insert, &params).await?;
+            if let Some(job) = row::first(&created)? {
+                tx.commit().await?;
+                return Ok(JobRequest::Created(job));
+            }
+            let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE upload_asset_id = $1 AND status <> 'error'");
+            let live = tx.query("finding the live job", &sql, &[(&asset, Type::UUID)]).await?;
+            let existing = row::first(&live)?;
+            tx.commit().await?;
+            if let Some(job) = existing {
+                return Ok(JobRequest::Existing(job));
+            }
         }
-        let sql = format!(
-            "INSERT INTO jobs (id, upload_asset_id, status, logs) VALUES ($1, $2, $3, 'queued') RETURNING {JOB_COLUMNS}"
-        );
-        let id = JobId::from_uuid(Uuid::new_v4());
-        let queued = JobStatus::Queued.as_str();
-        let rows = tx
-            .query("creating a job", &sql, &[(&id.as_uuid(), Type::UUID), (&asset, Type::UUID), (&queued, Type::TEXT)])
-            .await?;
-        let job = row::one(&rows, "creating a job")?;
-        if let Err(e) = enqueue(id).await {
-            return Ok(Err(e)); // dropping `tx` rolls back
-        }
-        tx.commit().await?;
-        Ok(Ok(JobRequest::Created(job)))
+        Err(StoreError::Corrupt(format!("no live job for asset {asset_id} could be found or created")))
     }
 
-    pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+    /// Records that the queue took the job's message.
+    pub async fn mark_enqueued(&self, job_id: JobId) -> Result<(), StoreError> {
         let conn = self.db.primary.conn().await?;
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-        let rows = conn.query("finding a job", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
-        row::first(&rows)
+        conn.query(
+            "recording a job as sent",
+            "UPDATE jobs SET enqueued_at = now() WHERE id = $1 AND enqueued_at IS NULL",
+            &[(&job_id.as_uuid(), Type::UUID)],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Queued jobs whose message was not sent `older_than` after they were created (the
+    /// request that made them died or the queue refused) and that can still run: the
+    /// outbox's backlog, oldest first, at most `limit`.
+    pub async fn unsent_jobs(&self, older_than: Duration, limit: i64) -> Result<Vec<(JobId, AssetId)>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let rows = conn
+            .query(
+                "finding unsent jobs",
+                "SELECT id, upload_asset_id FROM jobs \
+                 WHERE status = 'queued' AND enqueued_at IS NULL \
+                   AND created_at < now() - make_interval(secs => $1) AND deadline_at > now() \
+                 ORDER BY created_at LIMIT $2",
+                &[(&older_than.as_secs_f64(), Type::FLOAT8), (&limit, Type::INT8)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((JobId::from_uuid(r.column("id")?), AssetId::from_uuid(r.column("upload_asset_id")?))))
+            .collect()
+    }
+
+    /// The job, if its upload belongs to `owner` (`None` for unknown and for someone else's
+    /// alike). A job found past its deadline is failed on the spot, so a poll never shows a
+    /// job that can no longer finish as still running.
+    pub async fn job_for(&self, id: JobId, owner: &MediaOwner) -> Result<Option<Job>, StoreError> {
+        if owner.is_nobody() {
+            return Ok(None);
+        }
+        let conn = self.db.primary.conn().await?;
+        let (user, guest) = owner.params();
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND EXISTS \
+               (SELECT 1 FROM assets a WHERE a.id = jobs.upload_asset_id AND (a.owner_id = $2 OR a.guest_id = $3))"
+        );
+        let rows = conn
+            .query("finding a job", &sql, &[(&id.as_uuid(), Type::UUID), (&user, Type::UUID), (&guest, Type::UUID)])
+            .await?;
+        let Some(job) = row::first::<Job>(&rows)? else { return Ok(None) };
+        if !job.overdue {
+            return Ok(Some(job));
+        }
+        let sql = format!(
+            "UPDATE jobs SET {FAIL_SET} WHERE id = $2 AND status IN ('queued', 'running') AND deadline_at <= now() \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let failed = conn
+            .query("failing an overdue job", &sql, &[(&OVERDUE_MESSAGE, Type::TEXT), (&id.as_uuid(), Type::UUID)])
+            .await?;
+        match row::first::<Job>(&failed)? {
+            Some(failed) => {
+                tracing::warn!(job = %id, "an overdue job was failed when polled");
+                Ok(Some(failed))
+            }
+            // Finished or failed by someone else in between: read it as it is now.
+            None => {
+                let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+                row::first(&conn.query("re-reading a job", &sql, &[(&id.as_uuid(), Type::UUID)]).await?)
+            }
+        }
+    }
+
+    /// The reaper: fails up to `limit` queued or running jobs past their deadline (oldest
+    /// deadline first; rows another reaper holds are skipped) and returns them. Run by the API
+    /// when jobs are requested, by the worker with every batch and by `make dev` on a timer,
+    /// so a job whose messages all died still ends.
+    pub async fn reap_overdue_jobs(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let sql = format!(
+            "UPDATE jobs SET {FAIL_SET} \
+             WHERE id IN (SELECT id FROM jobs WHERE status IN ('queued', 'running') AND deadline_at <= now() \
+                          ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+               AND status IN ('queued', 'running') \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows =
+            conn.query("reaping overdue jobs", &sql, &[(&OVERDUE_MESSAGE, Type::TEXT), (&limit, Type::INT8)]).await?;
+        let reaped: Vec<Job> = row::all(&rows)?;
+        for job in &reaped {
+            tracing::warn!(job = %job.id, attempts = job.attempts, "reaped a job past its deadline");
+        }
+        Ok(reaped)
+    }
+
+    /// Deletes up to `limit` uploads still pending `grace` after their URL expired (the file
+    /// never came, or `complete` was never called) and returns their object keys, for the
+    /// caller to delete from storage. Rows go first: an object left behind by a failed delete
+    /// is removed by the bucket's lifecycle rule on `incoming/`.
+    pub async fn sweep_abandoned_uploads(&self, grace: Duration, limit: i64) -> Result<Vec<String>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let rows = conn
+            .query(
+                "sweeping abandoned uploads",
+                "DELETE FROM uploads \
+                 WHERE id IN (SELECT id FROM uploads \
+                              WHERE status = 'pending' AND expires_at < now() - make_interval(secs => $1) \
+                              ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                   AND status = 'pending' \
+                 RETURNING object_key",
+                &[(&grace.as_secs_f64(), Type::FLOAT8), (&limit, Type::INT8)],
+            )
+            .await?;
+        rows.iter().map(|r| r.column("object_key")).collect()
     }
 }
 
 /// What the worker may do with a delivered job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This worker now runs the job: attempt number and the upload to cut out.
-    Claimed { attempt: i32, upload: Asset },
+    /// This worker now runs the job: attempt number, the upload to cut out, and the random
+    /// prefix its results are stored under (`None` for jobs from before it existed).
+    Claimed { attempt: i32, upload: Asset, object_prefix: Option<String> },
     /// Already done: a redelivered message, acknowledged without work.
     AlreadyDone,
-    /// Another worker holds it (and is not stale): try again later.
+    /// Already failed (for good: `error` is final; the customer asks again for a new job).
+    AlreadyFailed,
+    /// Another worker holds it (and is not stale).
     Busy,
-    /// A newer live job exists for the same upload: this one is moot.
-    Superseded,
+    /// A worker died holding it (it is `running` and stale) and the policy did not allow
+    /// taking it over: the message's last delivery, where a job that already killed a worker
+    /// is given up rather than allowed to take the rest of the batch down with it.
+    Abandoned { attempts: i32 },
+    /// Too close to (or past) its deadline for an attempt to finish in time.
+    TooLate,
+    /// Every attempt has been made (a duplicate or redriven message): nothing left to try.
+    Exhausted { attempts: i32 },
     /// No such job (its creation was rolled back after the message was sent).
     NotFound,
+}
+
+/// What a worker may claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimPolicy {
+    /// A `running` job silent this long was abandoned by a worker that died; it is also the
+    /// least time an attempt must have before the job's deadline.
+    pub stale_after: Duration,
+    /// Attempts a job gets; past them it is never claimed.
+    pub max_attempts: i32,
+    /// Whether an abandoned job may be taken over (or is reported as [`Claim::Abandoned`]).
+    pub take_over_abandoned: bool,
+}
+
+/// A job as the worker orders a batch by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobProgress {
+    pub status: JobStatus,
+    pub attempts: i32,
 }
 
 /// A cut-out's two stored results.
@@ -334,47 +608,88 @@ pub struct CutoutResult<'a> {
 }
 
 impl Media {
-    /// Atomically moves a job to `running` (from `queued`, from `error` when an operator
-    /// redrives it, or from a `running` whose worker has been silent longer than
-    /// `stale_after`), counting the attempt.
-    pub async fn claim_job(&self, job_id: JobId, stale_after: std::time::Duration) -> Result<Claim, StoreError> {
+    /// Atomically moves a job to `running` (from `queued`, or — when the policy allows — from
+    /// a `running` whose worker has been silent longer than `stale_after`), counting the
+    /// attempt; unless `max_attempts` have been made, or the deadline is less than
+    /// `stale_after` away (an attempt claimed now could still be running when it passes;
+    /// `stale_after` exceeds the function's timeout). `error` and `done` are never claimed
+    /// again.
+    pub async fn claim_job(&self, job_id: JobId, policy: &ClaimPolicy) -> Result<Claim, StoreError> {
         let conn = self.db.primary.conn().await?;
-        let (id, stale_secs, running) = (job_id.as_uuid(), stale_after.as_secs_f64(), JobStatus::Running.as_str());
+        let (id, stale_secs, running) =
+            (job_id.as_uuid(), policy.stale_after.as_secs_f64(), JobStatus::Running.as_str());
+        let (max_attempts, take_over) = (policy.max_attempts, policy.take_over_abandoned);
         let sql = format!(
             "UPDATE jobs j SET status = $3, attempts = j.attempts + 1, logs = 'running: fetching the original', \
                     error_message = NULL, completed_at = NULL \
              FROM assets a \
              WHERE j.id = $1 AND a.id = j.upload_asset_id \
-               AND (j.status IN ('queued', 'error') \
-                    OR (j.status = 'running' AND j.updated_at < now() - make_interval(secs => $2))) \
-             RETURNING j.attempts, {}",
-            ASSET_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+               AND (j.status = 'queued' \
+                    OR ($5 AND j.status = 'running' AND j.updated_at < now() - make_interval(secs => $2))) \
+               AND j.deadline_at > now() + make_interval(secs => $2) \
+               AND j.attempts < $4 \
+             RETURNING j.attempts, j.object_prefix, {}",
+            qualified(ASSET_COLUMNS, "a")
         );
-        let claimed = conn
-            .query("claiming a job", &sql, &[(&id, Type::UUID), (&stale_secs, Type::FLOAT8), (&running, Type::TEXT)])
-            .await;
-        match claimed {
-            Ok(rows) => {
-                // `attempts` is the job's; every other column is the upload asset's.
-                if let Some(row) = rows.first() {
-                    return Ok(Claim::Claimed { attempt: row.column("attempts")?, upload: Asset::from_row(row)? });
-                }
-            }
-            Err(StoreError::Query { source, .. })
-                if source.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
-            {
-                return Ok(Claim::Superseded);
-            }
-            Err(e) => return Err(e),
+        let params: [Param<'_>; 5] = [
+            (&id, Type::UUID),
+            (&stale_secs, Type::FLOAT8),
+            (&running, Type::TEXT),
+            (&max_attempts, Type::INT4),
+            (&take_over, Type::BOOL),
+        ];
+        let rows = conn.query("claiming a job", &sql, &params).await?;
+        // `attempts` and `object_prefix` are the job's; every other column is the upload asset's.
+        if let Some(row) = rows.first() {
+            return Ok(Claim::Claimed {
+                attempt: row.column("attempts")?,
+                upload: Asset::from_row(row)?,
+                object_prefix: row.column("object_prefix")?,
+            });
         }
-        let rows =
-            conn.query("reading a job's status", "SELECT status FROM jobs WHERE id = $1", &[(&id, Type::UUID)]).await?;
-        let status = rows.first().map(|r| r.parsed::<JobStatus>("status")).transpose()?;
-        Ok(match status {
-            None => Claim::NotFound,
-            Some(JobStatus::Done) => Claim::AlreadyDone,
-            Some(JobStatus::Queued | JobStatus::Running | JobStatus::Error) => Claim::Busy,
+        let rows = conn
+            .query(
+                "reading why a job cannot be claimed",
+                "SELECT status, attempts, \
+                        updated_at < now() - make_interval(secs => $2) AS stale, \
+                        deadline_at > now() + make_interval(secs => $2) AS in_time \
+                 FROM jobs WHERE id = $1",
+                &params[..2],
+            )
+            .await?;
+        let Some(row) = rows.first() else { return Ok(Claim::NotFound) };
+        let attempts: i32 = row.column("attempts")?;
+        Ok(match row.parsed::<JobStatus>("status")? {
+            JobStatus::Done => Claim::AlreadyDone,
+            JobStatus::Error => Claim::AlreadyFailed,
+            JobStatus::Running if !row.column::<bool>("stale")? => Claim::Busy,
+            JobStatus::Queued | JobStatus::Running if !row.column::<bool>("in_time")? => Claim::TooLate,
+            JobStatus::Queued | JobStatus::Running if attempts >= max_attempts => Claim::Exhausted { attempts },
+            JobStatus::Running if !take_over => Claim::Abandoned { attempts },
+            // Changed between the two statements (another worker claimed it): theirs now.
+            JobStatus::Queued | JobStatus::Running => Claim::Busy,
         })
+    }
+
+    /// Status and attempts of the given jobs (unknown ids are left out), for ordering a batch.
+    pub async fn progress(&self, ids: &[JobId]) -> Result<Vec<(JobId, JobProgress)>, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let ids: Vec<Uuid> = ids.iter().map(JobId::as_uuid).collect();
+        let rows = conn
+            .query(
+                "reading jobs' progress",
+                "SELECT id, status, attempts FROM jobs WHERE id = ANY($1)",
+                &[(&ids, Type::UUID_ARRAY)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    JobId::from_uuid(r.column("id")?),
+                    JobProgress { status: r.parsed("status")?, attempts: r.column("attempts")? },
+                ))
+            })
+            .collect()
     }
 
     /// Records the step a running job is at (what the storefront shows while polling).

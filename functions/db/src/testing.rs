@@ -161,3 +161,150 @@ pub async fn tarpit() -> (u16, tokio::task::JoinHandle<()>) {
     });
     (port, task)
 }
+
+/// A throwaway PostgreSQL server of the test's own (`initdb` + `pg_ctl`), for tests that stop
+/// the database — which they must never do to the shared server — and start it again on the
+/// same port and data. Plain TCP on 127.0.0.1, trust authentication. Stopped and deleted
+/// when dropped.
+///
+/// Needs `initdb`, `pg_ctl` and `postgres`: `PG_BINDIR`, else the newest Debian-style
+/// `/usr/lib/postgresql/<version>/bin`, else the `PATH` (`make test` installs them). As root,
+/// the programs run as the `postgres` user (initdb refuses root).
+pub struct ScratchCluster {
+    bindir: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl ScratchCluster {
+    /// Creates and starts a cluster with an empty `postgres` database.
+    pub fn start() -> Self {
+        let bindir = scratch::postgres_bindir();
+        let port = scratch::free_port();
+        let dir = std::env::temp_dir().join(format!("stolentee-scratch-pg-{}-{port}", std::process::id()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&dir).expect("creating the cluster directory");
+        scratch::chown_to_postgres(&dir);
+        let out = scratch::run_pg(
+            &bindir.join("initdb"),
+            &["-D", data.to_str().expect("UTF-8 temp path"), "-U", "postgres", "--auth=trust", "--no-locale"],
+        );
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        let cluster = Self { bindir, dir, port };
+        cluster.resume();
+        cluster
+    }
+
+    /// The `postgres` database's URL.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server at once (`-m immediate`: connections are cut as in a crash).
+    pub fn stop(&self) {
+        let data = self.dir.join("data");
+        let out = scratch::run_pg(
+            &self.bindir.join("pg_ctl"),
+            &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"],
+        );
+        assert!(out.status.success(), "stopping the scratch server: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts the (stopped) server again, on the same port and data, and waits until it
+    /// accepts connections.
+    pub fn resume(&self) {
+        let data = self.dir.join("data");
+        let options =
+            format!("-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}", self.port, self.dir.display());
+        let log = self.dir.join("server.log");
+        let out = scratch::run_pg(
+            &self.bindir.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap_or_default(),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "starting the scratch server failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for ScratchCluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        scratch::run_pg(
+            &self.bindir.join("pg_ctl"),
+            &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+mod scratch {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+
+    pub fn postgres_bindir() -> PathBuf {
+        let has_all = |d: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| d.join(b).is_file());
+        if let Some(dir) = std::env::var_os("PG_BINDIR").map(PathBuf::from) {
+            assert!(has_all(&dir), "PG_BINDIR={} has no initdb/pg_ctl/postgres", dir.display());
+            return dir;
+        }
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+            .filter(|(_, d)| has_all(d))
+            .collect();
+        versions.sort();
+        if let Some((_, dir)) = versions.pop() {
+            return dir;
+        }
+        let on_path =
+            std::env::var_os("PATH").map(|p| std::env::split_paths(&p).find(|d| has_all(d))).unwrap_or_default();
+        on_path.expect(
+            "this test starts its own PostgreSQL server and needs initdb, pg_ctl and postgres \
+             (Debian: apt-get install postgresql; `make test` installs them) or PG_BINDIR",
+        )
+    }
+
+    fn is_root() -> bool {
+        Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    }
+
+    pub fn chown_to_postgres(dir: &Path) {
+        if is_root() {
+            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir).status();
+            assert!(status.is_ok_and(|s| s.success()), "chown of the cluster directory");
+        }
+    }
+
+    /// Runs a PostgreSQL program; as root, as the `postgres` user.
+    pub fn run_pg(program: &Path, args: &[&str]) -> Output {
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        command.args(args).output().unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+    }
+
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    }
+}

@@ -26,7 +26,15 @@ async fn migrations_apply_once_and_are_recorded() {
     let applied = migrate::migrate(&mut client).await.unwrap();
     assert_eq!(
         applied,
-        ["V1__foundation", "V2__uploads", "V3__auth", "V4__commerce", "V6__payment_guards", "V7__sign_in_hardening"]
+        [
+            "V1__foundation",
+            "V2__uploads",
+            "V3__auth",
+            "V4__commerce",
+            "V5__media_ownership_and_job_deadlines",
+            "V6__payment_guards",
+            "V7__sign_in_hardening"
+        ]
     );
     assert_eq!(migrate::migrate(&mut client).await.unwrap(), Vec::<String>::new());
     assert_eq!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { version: 7 });

@@ -43,3 +43,14 @@ pub async fn run_worker(worker: Arc<Worker>, receiver: MemoryReceiver, batch_siz
         }
     }
 }
+
+/// The API's chores on a timer, so an idle `make dev` still fails overdue jobs, relays
+/// unsent ones and sweeps abandoned uploads (in production they ride on requests and on the
+/// worker's batches; see `api::services::media`).
+pub async fn run_chores(state: api::AppState, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        api::services::media::job_chores(&state.media, &state.queue).await;
+        api::services::media::sweep_abandoned_uploads(&state.media, &state.objects).await;
+    }
+}

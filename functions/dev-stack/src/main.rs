@@ -24,5 +24,6 @@ async fn main() -> anyhow::Result<()> {
     let worker =
         Arc::new(remove_bg::Worker::build(&worker_config).await.context("building the worker (run `make model`)")?);
     tokio::spawn(dev_stack::run_worker(worker, receiver, 1, Duration::from_secs(2)));
+    tokio::spawn(dev_stack::run_chores(app.state.clone(), Duration::from_secs(15)));
     api::serve(app, &api_config).await
 }

@@ -61,6 +61,9 @@ async fn a_photo_uploaded_through_the_api_comes_back_as_a_cut_out() {
         .await
         .unwrap();
     let upload = &started["upload"];
+    // A guest: the upload, its asset and its jobs answer only to this token.
+    let guest = started["guest_token"]["token"].as_str().expect("a guest gets a token").to_owned();
+    assert_eq!(started["guest_token"]["header"], "x-guest-token");
     let put = http
         .put(upload["put"]["url"].as_str().unwrap())
         .header("content-type", "image/png")
@@ -71,6 +74,7 @@ async fn a_photo_uploaded_through_the_api_comes_back_as_a_cut_out() {
     assert_eq!(put.status(), 200);
     let asset: Value = http
         .post(format!("{base}{}", upload["complete_url"].as_str().unwrap()))
+        .header("x-guest-token", &guest)
         .send()
         .await
         .unwrap()
@@ -81,6 +85,7 @@ async fn a_photo_uploaded_through_the_api_comes_back_as_a_cut_out() {
 
     let job: Value = http
         .post(format!("{base}/api/jobs"))
+        .header("x-guest-token", &guest)
         .json(&json!({"asset_id": asset_id}))
         .send()
         .await
@@ -92,7 +97,15 @@ async fn a_photo_uploaded_through_the_api_comes_back_as_a_cut_out() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = loop {
-        let polled: Value = http.get(format!("{base}/api/jobs/{job_id}")).send().await.unwrap().json().await.unwrap();
+        let polled: Value = http
+            .get(format!("{base}/api/jobs/{job_id}"))
+            .header("x-guest-token", &guest)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         match polled["job"]["status"].as_str().unwrap() {
             "done" => break polled,
             "error" => panic!("the job failed: {polled}"),

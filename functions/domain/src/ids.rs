@@ -82,3 +82,9 @@ uuid_id!(
     /// A background-removal job.
     JobId
 );
+uuid_id!(
+    /// A guest's media capability: who started an upload without an account. Never trusted
+    /// on its own: a request proves it with an HMAC-signed guest token (see the API's
+    /// `guest` module), so knowing the id grants nothing.
+    GuestId
+);

@@ -27,8 +27,8 @@ pub use catalog::{
 };
 pub use designs::{DesignData, DesignError, DesignPlacement, MAX_PLACEMENTS_PER_VIEW, print_area};
 pub use ids::{
-    AssetId, CustomerId, DecorationMethodId, DesignId, JobId, OrderId, PriceRuleId, ProductId, UploadId, UserId,
-    VariantId,
+    AssetId, CustomerId, DecorationMethodId, DesignId, GuestId, JobId, OrderId, PriceRuleId, ProductId, UploadId,
+    UserId, VariantId,
 };
 pub use jobs::{AssetKind, CutoutMessage, JobStatus, UnknownState, UploadStatus};
 pub use media::{

@@ -1,21 +1,38 @@
 //! The `remove-bg` function: cuts the background out of uploaded images, one SQS message
 //! (`{job_id, asset_id}`) per job.
 //!
-//! For each message in a batch:
-//! 1. **Claim** the job atomically (`queued`/`error` → `running`, attempts + 1). A job that
-//!    is already `done` is acknowledged without work (SQS delivers at least once); one held
-//!    by a live worker is retried later; an unknown one is acknowledged.
+//! For each batch:
+//! 0. **Reap** jobs past their deadline (a bounded `UPDATE`), so a job whose messages all
+//!    died still ends `error`; and **order** the batch so that messages whose job has been
+//!    tried before — above all one left `running` by a worker that died — go last. A message
+//!    that kills the process (out of memory, a crash in native code) then takes down only
+//!    the suspects after it; every fresh message before it has finished, and SQS's
+//!    redelivery of those is acknowledged without work.
+//!
+//! For each message:
+//! 1. **Claim** the job atomically (`queued` → `running`, attempts + 1; or a `running` job
+//!    whose worker has been silent for `stale_after`). A job that is `done` or `error` is
+//!    acknowledged without work (SQS delivers at least once; `error` is final). One held by a
+//!    live worker is retried later. A job too close to its deadline for an attempt to finish
+//!    (less than `stale_after` left), or with every attempt made, is failed and acknowledged.
+//!    On the message's last delivery a job abandoned by a dead worker is not taken over but
+//!    failed: whatever killed that worker would likely kill this one, and with it every
+//!    acknowledgement of the batch. An unknown job or a malformed message is acknowledged.
 //! 2. **Fetch** the original (bounded to the upload limit), **cut out** with the U²-Net
 //!    engine on a blocking thread, decoding under the same rules the upload API checked
 //!    ([`rules`]), **encode** the mask and the transparent 300-DPI PNG,
-//!    **store** both under `cutouts/{job}/…`, and **finish**: assets and `done` with the
-//!    result, in one transaction. `logs` is updated at each step for the polling storefront.
+//!    **store** both under `cutouts/<the job's random prefix>/…`, and **finish**: assets and
+//!    `done` with the result, in one transaction. `logs` is updated at each step for the
+//!    polling storefront.
 //! 3. Outcomes: a bad image (undecodable, too large, …) marks the job `error` with the
 //!    reason and acknowledges the message — retrying cannot help. A transient fault (object
 //!    store, database) re-queues the job and reports that message alone as a batch item
-//!    failure, so SQS retries it; after `max_attempts` the job is `error` and the message,
-//!    failed once more, moves to the DLQ (the queue's `maxReceiveCount` equals
-//!    `max_attempts`). A panic while handling one message fails only that message.
+//!    failure, so SQS retries it. On the message's last delivery (its receive count reached
+//!    `max_attempts`, which is the queue's `maxReceiveCount`) the job is marked `error`
+//!    *before* the message is failed once more and moves to the dead-letter queue, so a
+//!    dead-lettered message never leaves its job `queued` or `running` — unless the database
+//!    is down or the process dies then, and the deadline ends the job instead. A panic while
+//!    handling one message fails only that message.
 //! 4. Metrics (`METRICS=emf`, see `runtime::metrics`): a job that reaches `done` or `error`
 //!    writes `CutoutJobLatency` (since the job was created, on the database's clock) and
 //!    `CutoutProcessingTime` (this attempt); the first message of each minute also writes
@@ -31,8 +48,8 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use bytes::Bytes;
 use cutout::{CutoutOptions, Engine, EngineSettings, PRINT_DPI, PngCompression};
 use db::StoreError;
-use db::jobs::{Claim, CutoutResult, Media, NewAsset};
-use domain::{AssetKind, CutoutMessage, JobId};
+use db::jobs::{Claim, ClaimPolicy, CutoutResult, JobProgress, Media, NewAsset, OVERDUE_MESSAGE};
+use domain::{AssetKind, CutoutMessage, JobId, JobStatus};
 use objects::{ObjectError, ObjectKey, ObjectStore};
 use runtime::Metrics;
 use runtime::metrics::{JobOutcome, JobTimes, Service};
@@ -42,6 +59,12 @@ use tracing::Instrument;
 
 pub mod rules;
 
+/// What the customer reads on a job whose attempts were all spent on faults.
+const GAVE_UP_MESSAGE: &str = "the cut-out could not be completed; please try again";
+
+/// Most overdue jobs one batch reaps.
+const REAP_BATCH: i64 = 20;
+
 /// Everything a worker needs, built once per process (the model load is the cold start).
 pub struct Worker {
     pub media: Media,
@@ -49,7 +72,8 @@ pub struct Worker {
     pub engine: Arc<Engine>,
     /// Attempts before a job is given up (equal to the queue's maxReceiveCount).
     pub max_attempts: i32,
-    /// A `running` job silent for this long is presumed abandoned and may be reclaimed.
+    /// A `running` job silent for this long is presumed abandoned and may be reclaimed; no
+    /// job is claimed less than this before its deadline.
     pub stale_after: Duration,
     /// CloudWatch EMF lines (`METRICS`): each finished job's timings, and the pool gauges
     /// once a minute.
@@ -92,28 +116,23 @@ impl From<ObjectError> for Transient {
 }
 
 impl Worker {
-    /// Handles a batch: messages one after another (inference already uses every core),
-    /// each isolated in its own task so that a panic fails only that message.
+    /// Handles a batch: reaps overdue jobs, then handles the messages one after another
+    /// (inference already uses every core), suspects last, each isolated in its own task so
+    /// that a panic fails only that message.
     pub async fn handle_batch(self: &Arc<Self>, event: SqsEvent) -> SqsBatchResponse {
+        let records = self.in_safe_order(event.records).await;
         let mut failures = Vec::new();
-        for message in event.records {
+        for message in records {
             let id = message.message_id.clone().unwrap_or_default();
-            let job_id = message
-                .body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<CutoutMessage>(b).ok())
-                .map(|m| JobId::from_uuid(m.job_id));
+            let job_id = job_of(&message);
+            let receive_count = receive_count(&message);
             let worker = Arc::clone(self);
             let outcome = match tokio::spawn(async move { worker.handle_message(message).await }).await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     tracing::error!(message_id = %id, error = %e, "message handler panicked");
-                    // Hand the job back at once: left `running`, redeliveries would find it
-                    // busy until it went stale, spending the message's receive count.
                     if let Some(job_id) = job_id {
-                        if let Err(e) = self.media.requeue_job(job_id, "an internal error").await {
-                            tracing::warn!(error = %e, "could not re-queue the job after a panic");
-                        }
+                        self.after_panic(job_id, receive_count).await;
                     }
                     Outcome::Retry("the handler panicked".into())
                 }
@@ -129,10 +148,60 @@ impl Worker {
         response
     }
 
+    /// The batch, reordered so that a message that may kill the process cannot cost the
+    /// others: first what is cheap or fresh (malformed, unknown, finished, never tried), then
+    /// jobs re-queued after a fault, then jobs left `running` (a worker died holding them),
+    /// each group by attempts. Also reaps overdue jobs. With the database down the order is
+    /// kept (every claim will fail and be retried anyway).
+    async fn in_safe_order(&self, mut records: Vec<SqsMessage>) -> Vec<SqsMessage> {
+        let ids: Vec<JobId> = records.iter().filter_map(job_of).collect();
+        let progress = match self.media.progress(&ids).await {
+            Ok(progress) => progress,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the batch's jobs; keeping SQS's order");
+                return records;
+            }
+        };
+        if let Err(e) = self.media.reap_overdue_jobs(REAP_BATCH).await {
+            tracing::warn!(error = %e, "reaping overdue jobs");
+        }
+        let suspicion = |message: &SqsMessage| -> (u8, i32) {
+            let found = job_of(message).and_then(|id| progress.iter().find(|(j, _)| *j == id).map(|(_, p)| *p));
+            match found {
+                None => (0, 0),
+                Some(JobProgress { status: JobStatus::Done | JobStatus::Error, .. }) => (0, 0),
+                Some(JobProgress { status: JobStatus::Queued, attempts: 0 }) => (0, 0),
+                Some(JobProgress { status: JobStatus::Queued, attempts }) => (1, attempts),
+                Some(JobProgress { status: JobStatus::Running, attempts }) => (2, attempts),
+            }
+        };
+        // Stable: equals keep SQS's order.
+        records.sort_by_key(suspicion);
+        records
+    }
+
+    /// A handler panicked holding `job_id`: hand the job back for the retry, or, on the
+    /// message's last delivery, fail it before the message goes to the dead-letter queue.
+    async fn after_panic(&self, job_id: JobId, receive_count: u32) {
+        let result = if self.is_last_delivery(receive_count) {
+            self.media.fail_job(job_id, GAVE_UP_MESSAGE).await.map(drop)
+        } else {
+            // Left `running`, redeliveries would find it busy until it went stale.
+            self.media.requeue_job(job_id, "an internal error").await
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not hand the job back after a panic");
+        }
+    }
+
+    fn is_last_delivery(&self, receive_count: u32) -> bool {
+        i64::from(receive_count) >= i64::from(self.max_attempts)
+    }
+
     /// Handles one message; see the crate docs for the outcomes.
     pub async fn handle_message(&self, message: SqsMessage) -> Outcome {
         let message_id = message.message_id.clone().unwrap_or_default();
-        let receive_count = message.attributes.get("ApproximateReceiveCount").cloned().unwrap_or_default();
+        let receive_count = receive_count(&message);
         let parsed = message.body.as_deref().map(serde_json::from_str::<CutoutMessage>);
         let job = match parsed {
             Some(Ok(m)) => m,
@@ -141,10 +210,10 @@ impl Worker {
                 return Outcome::Skipped("malformed message");
             }
         };
-        let span = tracing::info_span!("job", job_id = %job.job_id, %message_id, receive_count = %receive_count);
+        let span = tracing::info_span!("job", job_id = %job.job_id, %message_id, receive_count);
         async {
             let started = Instant::now();
-            let outcome = self.run(JobId::from_uuid(job.job_id)).await;
+            let outcome = self.run(JobId::from_uuid(job.job_id), receive_count).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match &outcome {
                 Outcome::Done => tracing::info!(elapsed_ms, "job done"),
@@ -159,17 +228,52 @@ impl Worker {
         .await
     }
 
-    async fn run(&self, job_id: JobId) -> Outcome {
+    async fn run(&self, job_id: JobId, receive_count: u32) -> Outcome {
         let started = Instant::now();
-        let (attempt, upload) = match self.media.claim_job(job_id, self.stale_after).await {
-            Ok(Claim::Claimed { attempt, upload }) => (attempt, upload),
+        let last_delivery = self.is_last_delivery(receive_count);
+        // On the last delivery a job that already killed a worker is not tried again: another
+        // crash would cost the whole batch its acknowledgements (see `in_safe_order`).
+        let policy = ClaimPolicy {
+            stale_after: self.stale_after,
+            max_attempts: self.max_attempts,
+            take_over_abandoned: !last_delivery,
+        };
+        let (attempt, upload, prefix) = match self.media.claim_job(job_id, &policy).await {
+            Ok(Claim::Claimed { attempt, upload, object_prefix }) => (attempt, upload, object_prefix),
             Ok(Claim::AlreadyDone) => return Outcome::Skipped("already done"),
-            Ok(Claim::Superseded) => return Outcome::Skipped("superseded by a newer job"),
+            Ok(Claim::AlreadyFailed) => return Outcome::Skipped("already failed"),
             Ok(Claim::NotFound) => return Outcome::Skipped("no such job"),
+            // The holder's own message finishes it, or fails it when the holder dies; this
+            // delivery (a duplicate) must not fail a job that is running.
+            Ok(Claim::Busy) if last_delivery => return Outcome::Skipped("another worker holds the job"),
             Ok(Claim::Busy) => return Outcome::Retry("another worker holds the job".into()),
+            Ok(Claim::TooLate) => {
+                return self.give_up(job_id, OVERDUE_MESSAGE, "too close to its deadline", started).await;
+            }
+            Ok(Claim::Exhausted { .. }) => {
+                return self.give_up(job_id, GAVE_UP_MESSAGE, "every attempt was made", started).await;
+            }
+            Ok(Claim::Abandoned { attempts }) => {
+                // Failed, and the message failed once more: it goes to the dead-letter queue
+                // for inspection, with its job already `error`.
+                return match self.give_up(job_id, GAVE_UP_MESSAGE, "a worker died holding it", started).await {
+                    Outcome::Skipped(_) => {
+                        Outcome::Retry(format!("gave up after {attempts} attempts: a worker died during the last"))
+                    }
+                    other => other,
+                };
+            }
+            Err(e) if last_delivery => {
+                // The message is about to be dead-lettered: record the failure if the
+                // database lets us (when it does not, the job's deadline ends it).
+                if let Err(e) = self.media.fail_job(job_id, GAVE_UP_MESSAGE).await {
+                    tracing::warn!(error = %e, "could not fail the job before dead-lettering its message");
+                }
+                return Outcome::Retry(format!("claiming on the last delivery: {e}"));
+            }
             Err(e) => return Outcome::Retry(e.to_string()),
         };
-        match self.cut_out(job_id, &upload).await {
+        match self.cut_out(job_id, &upload, prefix.as_deref()).await {
             Ok(Ok(job)) => {
                 self.finished(Some(&job), JobOutcome::Done, started);
                 Outcome::Done
@@ -181,9 +285,9 @@ impl Worker {
                 }
                 Err(e) => Outcome::Retry(format!("recording the failure: {e}")),
             },
-            Err(Transient(reason)) if attempt >= self.max_attempts => {
+            Err(Transient(reason)) if attempt >= self.max_attempts || last_delivery => {
                 let message = format!("gave up after {attempt} attempts: {reason}");
-                match self.media.fail_job(job_id, "the cut-out could not be completed; please try again").await {
+                match self.media.fail_job(job_id, GAVE_UP_MESSAGE).await {
                     // Failed once more, the message moves to the DLQ for inspection.
                     Ok(job) => {
                         self.finished(job.as_ref(), JobOutcome::Failed, started);
@@ -198,6 +302,17 @@ impl Worker {
                 }
                 Outcome::Retry(reason)
             }
+        }
+    }
+
+    /// Fails a job that must not run (again) and acknowledges its message.
+    async fn give_up(&self, job_id: JobId, message: &str, why: &'static str, started: Instant) -> Outcome {
+        match self.media.fail_job(job_id, message).await {
+            Ok(job) => {
+                self.finished(job.as_ref(), JobOutcome::Failed, started);
+                Outcome::Skipped(why)
+            }
+            Err(e) => Outcome::Retry(format!("{why}; recording it: {e}")),
         }
     }
 
@@ -222,6 +337,7 @@ impl Worker {
         &self,
         job_id: JobId,
         upload: &db::jobs::Asset,
+        prefix: Option<&str>,
     ) -> Result<Result<db::jobs::Job, String>, Transient> {
         let key = ObjectKey::parse(&upload.object_key).map_err(|e| Transient(e.to_string()))?;
         // Bounded to the upload limit: anything bigger in storage is refused unread.
@@ -251,7 +367,13 @@ impl Worker {
         };
 
         self.media.log_step(job_id, "running: storing the cut-out").await?;
-        let dir = format!("cutouts/{}", job_id.as_uuid().simple());
+        // The job's own random prefix: results of a retried attempt overwrite the same keys,
+        // and nothing about the key is guessable from the job id (jobs from before prefixes
+        // existed keep the old layout).
+        let dir = match prefix {
+            Some(prefix) => format!("cutouts/{prefix}"),
+            None => format!("cutouts/{}", job_id.as_uuid().simple()),
+        };
         let mask_key = ObjectKey::parse(&format!("{dir}/mask.png")).map_err(|e| Transient(e.to_string()))?;
         let transparent_key =
             ObjectKey::parse(&format!("{dir}/transparent.png")).map_err(|e| Transient(e.to_string()))?;
@@ -286,6 +408,17 @@ impl Worker {
     }
 }
 
+/// The job a message names, if its body parses.
+fn job_of(message: &SqsMessage) -> Option<JobId> {
+    let body = message.body.as_deref()?;
+    serde_json::from_str::<CutoutMessage>(body).ok().map(|m| JobId::from_uuid(m.job_id))
+}
+
+/// SQS's `ApproximateReceiveCount` (1 on the first delivery; 1 when absent).
+fn receive_count(message: &SqsMessage) -> u32 {
+    message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -301,7 +434,8 @@ pub struct WorkerConfig {
     pub max_attempts: i32,
     /// `CUTOUT_STALE_AFTER_SECS` (default 300): longer than the function's timeout (a live
     /// worker is never robbed) and shorter than the queue's visibility timeout (a crashed
-    /// worker's job is reclaimed by the next delivery).
+    /// worker's job is reclaimed by the next delivery). Also the least time left before a
+    /// job's deadline for a claim: an attempt started later might outlive it.
     pub stale_after: Duration,
     /// `METRICS` and `STAGE`: CloudWatch EMF lines (see `runtime::metrics`).
     pub metrics: runtime::MetricsConfig,

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::Cursor;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,6 +51,8 @@ struct FaultyStore {
     inner: Arc<LocalStore>,
     unavailable: HashSet<String>,
     panics: HashSet<String>,
+    /// Every key read, in order: the order the worker took its messages in.
+    reads: Arc<Mutex<Vec<String>>>,
 }
 
 #[async_trait]
@@ -59,6 +61,7 @@ impl ObjectStore for FaultyStore {
         self.inner.put(key, bytes, content_type).await
     }
     async fn get(&self, key: &ObjectKey, max_bytes: u64) -> Result<Bytes, ObjectError> {
+        self.reads.lock().unwrap().push(key.as_str().to_owned());
         if self.unavailable.contains(key.as_str()) {
             return Err(ObjectError::Unavailable { doing: "reading", reason: "injected network fault".into() });
         }
@@ -95,6 +98,7 @@ struct Fixture {
     local: Arc<LocalStore>,
     unavailable: HashSet<String>,
     panics: HashSet<String>,
+    reads: Arc<Mutex<Vec<String>>>,
 }
 
 impl Fixture {
@@ -111,6 +115,7 @@ impl Fixture {
             local: Arc::new(local),
             unavailable: HashSet::new(),
             panics: HashSet::new(),
+            reads: Arc::default(),
         }
     }
 
@@ -126,6 +131,7 @@ impl Fixture {
                 inner: self.local.clone(),
                 unavailable: self.unavailable.clone(),
                 panics: self.panics.clone(),
+                reads: self.reads.clone(),
             }),
             engine: engine(),
             max_attempts,
@@ -397,5 +403,169 @@ async fn a_job_given_up_after_its_attempts_is_reported_failed_once() {
         (jobs[0]["JobId"].as_str(), jobs[0]["Outcome"].as_str()),
         (Some(flaky.to_string().as_str()), Some("failed"))
     );
+    fx.db.drop_db().await;
+}
+
+impl Fixture {
+    async fn sql(&self, statement: &str) {
+        self.db.client().await.batch_execute(statement).await.unwrap();
+    }
+
+    /// Runs `statement` with triggers off, so it can set `updated_at` (the trigger would
+    /// overwrite it with now()): how a job a worker stopped touching long ago looks.
+    async fn sql_as_of_old(&self, statement: &str) {
+        self.sql(&format!("SET session_replication_role = replica; {statement}")).await;
+    }
+
+    fn reads(&self) -> Vec<String> {
+        self.reads.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_job_left_running_by_a_dead_worker_goes_after_the_fresh_ones_in_its_batch() {
+    let fx = Fixture::new().await;
+    let (suspect, suspect_asset, suspect_key) = fx.queued_job(Some(&photo_png())).await;
+    // Its last worker died holding it (out of memory, a crash in native code): it may kill
+    // this one too, so everything else in the batch goes first.
+    fx.sql_as_of_old(&format!(
+        "UPDATE jobs SET status = 'running', attempts = 1, updated_at = now() - interval '1 hour' WHERE id = '{suspect}'"
+    ))
+    .await;
+    let mut batch = vec![("suspect".to_owned(), body(suspect, suspect_asset), 2)];
+    let mut fresh_keys = Vec::new();
+    for n in 0..3 {
+        let (job, asset, key) = fx.queued_job(Some(&photo_png())).await;
+        batch.push((format!("fresh-{n}"), body(job, asset), 1));
+        fresh_keys.push(key);
+    }
+    let messages: Vec<(&str, String, u32)> = batch.iter().map(|(id, b, n)| (id.as_str(), b.clone(), *n)).collect();
+    let response = fx.worker(3).handle_batch(sqs_event(&messages)).await;
+    assert!(failed_ids(&response).is_empty());
+    let mut expected = fresh_keys;
+    expected.push(suspect_key);
+    assert_eq!(fx.reads(), expected, "fresh jobs first, the suspect last");
+    assert_eq!(fx.job(suspect).await.0, "done", "and the suspect still gets its attempt");
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_failed_job_stays_failed_when_its_message_comes_again() {
+    let fx = Fixture::new().await;
+    let (job, asset, _) = fx.queued_job(Some(&photo_png())).await;
+    fx.sql(&format!("UPDATE jobs SET status = 'error', error_message = 'superseded', attempts = 1 WHERE id = '{job}'"))
+        .await;
+    let response = fx.worker(3).handle_batch(sqs_event(&[("late", body(job, asset), 1)])).await;
+    assert!(failed_ids(&response).is_empty(), "acknowledged");
+    let (status, attempts, error, ..) = fx.job(job).await;
+    assert_eq!((status.as_str(), attempts, error.as_deref()), ("error", 1, Some("superseded")));
+    assert!(fx.reads().is_empty(), "no work was done");
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_job_too_close_to_its_deadline_or_with_its_attempts_spent_is_failed_not_started() {
+    let fx = Fixture::new().await;
+    // The fixture's worker may hold a job 900 s before it counts as abandoned: a claim now
+    // could outlive a deadline 60 s away.
+    let (late, late_asset, _) = fx.queued_job(Some(&photo_png())).await;
+    fx.sql(&format!("UPDATE jobs SET deadline_at = now() + interval '60 seconds' WHERE id = '{late}'")).await;
+    // A duplicate message for a job that has had all its attempts.
+    let (spent, spent_asset, _) = fx.queued_job(Some(&photo_png())).await;
+    fx.sql(&format!("UPDATE jobs SET attempts = 3 WHERE id = '{spent}'")).await;
+    let response = fx
+        .worker(3)
+        .handle_batch(sqs_event(&[("late", body(late, late_asset), 1), ("spent", body(spent, spent_asset), 1)]))
+        .await;
+    assert!(failed_ids(&response).is_empty(), "nothing to retry");
+    let (status, attempts, error, ..) = fx.job(late).await;
+    assert_eq!((status.as_str(), attempts), ("error", 0));
+    assert_eq!(error.as_deref(), Some("the cut-out did not finish in time; please try again"));
+    let (status, attempts, error, ..) = fx.job(spent).await;
+    assert_eq!((status.as_str(), attempts), ("error", 3));
+    assert!(error.is_some());
+    assert!(fx.reads().is_empty(), "neither was started");
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_busy_job_is_retried_but_on_the_last_delivery_left_to_its_holder() {
+    let fx = Fixture::new().await;
+    let (job, asset, _) = fx.queued_job(Some(&photo_png())).await;
+    fx.sql(&format!("UPDATE jobs SET status = 'running', attempts = 1 WHERE id = '{job}'")).await;
+    let worker = fx.worker(3);
+    let early = worker.handle_batch(sqs_event(&[("dup", body(job, asset), 1)])).await;
+    assert_eq!(failed_ids(&early), ["dup"], "held by a live worker: try again later");
+    // The last delivery of a duplicate must not fail a job another worker is running: it is
+    // acknowledged, and the holder's own message (or the deadline) ends the job.
+    let last = worker.handle_batch(sqs_event(&[("dup", body(job, asset), 3)])).await;
+    assert!(failed_ids(&last).is_empty());
+    assert_eq!(fx.job(job).await.0, "running");
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn on_its_last_delivery_a_job_is_failed_before_its_message_is_dead_lettered() {
+    let mut fx = Fixture::new().await;
+    let (boom, boom_asset, boom_key) = fx.queued_job(Some(&photo_png())).await;
+    fx.panics.insert(boom_key);
+    // Earlier attempts were spent elsewhere (the receive count says this is the last).
+    let response = fx.worker(3).handle_batch(sqs_event(&[("boom", body(boom, boom_asset), 3)])).await;
+    assert_eq!(failed_ids(&response), ["boom"], "the message goes on to the dead-letter queue");
+    let (status, _, error, ..) = fx.job(boom).await;
+    assert_eq!(status, "error", "but its job does not stay queued behind it");
+    assert_eq!(error.as_deref(), Some("the cut-out could not be completed; please try again"));
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn every_batch_reaps_jobs_past_their_deadline() {
+    let fx = Fixture::new().await;
+    let (lost, _, _) = fx.queued_job(Some(&photo_png())).await;
+    fx.sql(&format!(
+        "UPDATE jobs SET status = 'running', attempts = 3, deadline_at = now() - interval '1 second' WHERE id = '{lost}'"
+    ))
+    .await;
+    // Any batch will do, even one with nothing but a malformed message.
+    fx.worker(3).handle_batch(sqs_event(&[("junk", "{".into(), 1)])).await;
+    let (status, attempts, error, ..) = fx.job(lost).await;
+    assert_eq!((status.as_str(), attempts), ("error", 3));
+    assert_eq!(error.as_deref(), Some("the cut-out did not finish in time; please try again"));
+    fx.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn results_go_under_the_jobs_random_prefix_and_a_repeated_attempt_overwrites_them() {
+    let fx = Fixture::new().await;
+    let (job, asset, _) = fx.queued_job(Some(&photo_png())).await;
+    let worker = fx.worker(3);
+    worker.handle_batch(sqs_event(&[("m-1", body(job, asset), 1)])).await;
+    let keys = || async {
+        let rows = fx
+            .db
+            .client()
+            .await
+            .query("SELECT object_key FROM assets WHERE job_id = $1 ORDER BY object_key", &[&job])
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+    };
+    let prefix: String =
+        fx.db.client().await.query_one("SELECT object_prefix FROM jobs WHERE id = $1", &[&job]).await.unwrap().get(0);
+    let first = keys().await;
+    assert_eq!(first, [format!("cutouts/{prefix}/mask.png"), format!("cutouts/{prefix}/transparent.png")]);
+    assert!(!prefix.contains(&job.simple().to_string()), "the key says nothing about the job id");
+
+    // A worker that stored the results and died before finishing: the next attempt stores the
+    // same keys again and records no second set.
+    fx.sql_as_of_old(&format!(
+        "UPDATE jobs SET status = 'running', result = NULL, completed_at = NULL, \
+                updated_at = now() - interval '1 hour' WHERE id = '{job}'"
+    ))
+    .await;
+    worker.handle_batch(sqs_event(&[("m-1", body(job, asset), 2)])).await;
+    let (status, attempts, ..) = fx.job(job).await;
+    assert_eq!((status.as_str(), attempts), ("done", 2));
+    assert_eq!(keys().await, first, "no duplicate results");
     fx.db.drop_db().await;
 }

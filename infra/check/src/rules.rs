@@ -98,8 +98,8 @@ fn allowed_actions(function: &Resource) -> BTreeSet<&'static str> {
         // The SQS trigger polls with the function's role.
         allowed.extend(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]);
     } else {
-        // The API enqueues cut-outs.
-        allowed.insert("sqs:SendMessage");
+        // The API enqueues cut-outs, and deletes incoming uploads once kept or abandoned.
+        allowed.extend(["sqs:SendMessage", "s3:DeleteObject"]);
     }
     allowed
 }
@@ -461,6 +461,49 @@ impl Checker<'_> {
                     f.name
                 ),
             ),
+        }
+        self.job_deadline(f, &queue_name, receive, visibility, stale);
+    }
+
+    /// Deadline: the API gives every job `CUTOUT_JOB_DEADLINE_SECS` to end; past it, the job is
+    /// failed and no worker claims it. Shorter than attempts × visibility + stale-claim time,
+    /// a job would be given up while a delivery of its message may still come (or an attempt
+    /// still run) — failed in front of the customer, then perhaps finished behind their back.
+    fn job_deadline(
+        &mut self,
+        f: &Resource,
+        queue_name: &str,
+        attempts: Option<u64>,
+        visibility: Option<u64>,
+        stale: Option<u64>,
+    ) {
+        let apis: Vec<Resource> =
+            self.t.of_type("AWS::Serverless::Function").filter(|api| self.serves_http(api)).cloned().collect();
+        for api in &apis {
+            let deadline = env_vars(api).get("CUTOUT_JOB_DEADLINE_SECS").and_then(|v| v.parse::<u64>().ok());
+            let (Some(deadline), Some(attempts), Some(visibility), Some(stale)) =
+                (deadline, attempts, visibility, stale)
+            else {
+                self.fail(
+                    "deadline",
+                    format!(
+                        "{}: CUTOUT_JOB_DEADLINE_SECS must be set (and {}'s attempts and timings)",
+                        api.name, f.name
+                    ),
+                );
+                continue;
+            };
+            let least = attempts * visibility + stale;
+            if deadline < least {
+                self.fail(
+                    "deadline",
+                    format!(
+                        "{}: CUTOUT_JOB_DEADLINE_SECS {deadline} s is below {attempts} attempts × {queue_name}'s \
+                         visibility {visibility} s + CUTOUT_STALE_AFTER_SECS {stale} s = {least} s",
+                        api.name
+                    ),
+                );
+            }
         }
     }
 

@@ -333,3 +333,34 @@ fn regions_must_serve_distinct_pools_of_one_stage() {
     f.envs[2].overrides.insert("Stage".into(), "staging".into());
     assert_fails(&f.report(), "regions", "one stage");
 }
+
+#[test]
+fn the_job_deadline_must_outlast_every_delivery_and_attempt() {
+    let mut f = Fixture::shipped();
+    f.override_all("CutoutJobDeadlineSecs", "600");
+    assert_fails(&f.report(), "deadline", "600 s is below 3 attempts");
+
+    // Raising the visibility timeout without the deadline breaks it too.
+    let mut f = Fixture::shipped();
+    f.override_all("QueueVisibilityTimeout", "500");
+    assert_fails(&f.report(), "deadline", "= 1800 s");
+
+    let mut f = Fixture::shipped();
+    let vars = f.resource("ApiFunction").get_mut("Properties").unwrap();
+    let vars = child(vars, "Environment").and_then(|e| child(e, "Variables")).unwrap().as_mapping_mut().unwrap();
+    vars.remove("CUTOUT_JOB_DEADLINE_SECS");
+    assert_fails(&f.report(), "deadline", "must be set");
+}
+
+#[test]
+fn only_the_api_may_delete_objects_and_only_below_its_prefixes() {
+    let mut f = Fixture::shipped();
+    f.override_all("ObjectStore", "s3");
+    f.override_all("BucketRegion", "us-west-2");
+    f.set(
+        "RemoveBgRole",
+        "Policies.1.PolicyDocument.Statement.0.Action",
+        yaml("[sqs:ReceiveMessage, s3:DeleteObject]"),
+    );
+    assert_fails(&f.report(), "iam", "s3:DeleteObject is not something RemoveBgFunction's code calls");
+}

@@ -62,6 +62,22 @@ fn the_api_starts_with_the_environment_the_template_gives_it() {
         let row = report.budget.iter().find(|r| r.region == region.env.name && r.function == "ApiFunction").unwrap();
         assert_eq!(Some(config.db.plan.per_instance), row.per_instance, "{}", region.env.name);
         assert_eq!(Some(config.db.plan.instances), row.reserved_concurrency, "{}", region.env.name);
+        // The deadline the API gives each job outlasts every delivery and attempt the worker
+        // and the queue allow (the worker's own reading of its settings).
+        let worker = remove_bg::WorkerConfig::from_env(&lambda_env(
+            &region.template.resources["RemoveBgFunction"],
+            &region.env.region,
+        ))
+        .unwrap();
+        let queue = &region.template.resources["CutoutQueue"];
+        let visibility: u64 = queue.text("VisibilityTimeout").unwrap().parse().unwrap();
+        let least = worker.max_attempts as u64 * visibility + worker.stale_after.as_secs();
+        assert!(
+            config.media.job_deadline.as_secs() >= least,
+            "{}: job deadline {:?} < {least} s",
+            region.env.name,
+            config.media.job_deadline
+        );
     }
 }
 

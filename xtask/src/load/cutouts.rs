@@ -154,6 +154,14 @@ async fn designer(
         tally(shared, |t| t.result.errors += 1);
         return false;
     };
+    // A guest: complete and the job routes answer only to the token the upload start gave.
+    let Some(guest) = declared["guest_token"]["token"].as_str().and_then(|t| HeaderValue::from_str(t).ok()) else {
+        tally(shared, |t| t.result.errors += 1);
+        return false;
+    };
+    let headers: Vec<(HeaderName, HeaderValue)> =
+        headers.iter().cloned().chain([(HeaderName::from_static("x-guest-token"), guest)]).collect();
+    let headers = headers.as_slice();
     let put_headers = [(CONTENT_TYPE, HeaderValue::from_static("image/png"))];
     if step(exchange_with(client, Method::PUT, put_url, &put_headers, Some(image)).await, None).is_none() {
         return false;

@@ -1,9 +1,15 @@
 //! `POST /api/jobs` and `GET /api/jobs/{id}`: background removal for an uploaded asset.
 //!
-//! Job ids are random v4 UUIDs (122 random bits): knowing one is the capability to read it,
-//! as for an unlisted link; owner checks join when accounts exist. The storefront polls
-//! `GET` every 2 s; the response is small, uncached and served from the primary so a job is
-//! visible the moment it is created.
+//! Both answer only the asset's owner: the signed-in account that uploaded it, or the guest
+//! whose token (`X-Guest-Token`) started the upload. Anyone else — another account, another
+//! guest, nobody — gets the same 404 as for an id that does not exist, so ids are not even
+//! confirmed. The storefront polls `GET` every 2 s; the response is small, uncached and
+//! served from the primary so a job is visible the moment it is created.
+//!
+//! A job ends `done` or `error` by its `deadline_at` (`CUTOUT_JOB_DEADLINE_SECS` after it
+//! was created): a poll past the deadline finds it failed, and asking again for the same
+//! upload supersedes it with a new job. See `services::media` for how the message is sent
+//! (after the job is committed) and for the chores that ride on these requests.
 
 use std::time::Duration;
 
@@ -14,14 +20,15 @@ use axum::response::Response;
 use db::jobs::{Job, JobRequest};
 use domain::{AssetId, AssetKind, JobId, JobStatus};
 use objects::ObjectKey;
-use queue::CutoutMessage;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::guest::MediaCaller;
 use crate::json::ApiJson;
 use crate::routes::no_store;
+use crate::services::media;
 use crate::views::AssetView;
 
 /// How long result URLs handed to the storefront stay valid.
@@ -33,26 +40,20 @@ pub struct StartJob {
     pub asset_id: String,
 }
 
-pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartJob>) -> Result<Response, ApiError> {
-    let unknown = || ApiError::unprocessable("unknown_asset", "asset_id", "no uploaded asset has this id");
+pub async fn start(
+    State(state): State<AppState>,
+    MediaCaller(caller): MediaCaller,
+    ApiJson(body): ApiJson<StartJob>,
+) -> Result<Response, ApiError> {
+    let unknown = || ApiError::not_found("asset").with_field("asset_id");
     let asset_id: AssetId = body.asset_id.parse().map_err(|_| unknown())?;
-    let asset = state.media.asset(asset_id).await?.ok_or_else(unknown)?;
+    let asset = state.media.asset_for(asset_id, &caller).await?.ok_or_else(unknown)?;
     if asset.kind != AssetKind::Upload {
         return Err(ApiError::unprocessable("asset_not_an_upload", "asset_id", "only uploaded images can be cut out"));
     }
 
-    let queue = state.queue.clone();
-    let outcome = state
-        .media
-        .request_job(asset_id, |job_id| async move {
-            let message = CutoutMessage { job_id: job_id.as_uuid(), asset_id: asset_id.as_uuid() };
-            queue.enqueue(&message).await.map(drop)
-        })
-        .await?
-        .map_err(|e| {
-            tracing::warn!(error = %e, "could not queue a job");
-            ApiError::unavailable("queue_unavailable", "the job queue is unavailable; retry shortly", 2)
-        })?;
+    let outcome = media::request_cutout(&state.media, &state.queue, asset_id, state.media_config.job_deadline).await?;
+    media::job_chores(&state.media, &state.queue).await;
     let (status, job) = match outcome {
         JobRequest::Created(job) => {
             tracing::info!(job = %job.id, asset = %asset_id, "job queued");
@@ -64,10 +65,14 @@ pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartJo
     Ok(no_store((status, Json(body))))
 }
 
-pub async fn show(State(state): State<AppState>, Path(raw_id): Path<String>) -> Result<Response, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    MediaCaller(caller): MediaCaller,
+    Path(raw_id): Path<String>,
+) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("job");
     let id: JobId = raw_id.parse().map_err(|_| not_found())?;
-    let job = state.media.job(id).await?.ok_or_else(not_found)?;
+    let job = state.media.job_for(id, &caller).await?.ok_or_else(not_found)?;
     let body = render(&state, &job).await?;
     Ok(no_store(Json(body)))
 }
@@ -88,11 +93,13 @@ async fn render(state: &AppState, job: &Job) -> Result<Value, ApiError> {
             "asset_id": job.upload_asset_id,
             "created_at": job.created_at.unix_timestamp(),
             "completed_at": job.completed_at.map(|t| t.unix_timestamp()),
+            "deadline_at": job.deadline_at.unix_timestamp(),
             "result": result,
         }
     }))
 }
 
+/// The job's result assets: the caller owns the job (checked before), so its results too.
 async fn render_result(state: &AppState, result: &Value) -> Result<Value, ApiError> {
     let mut out = serde_json::Map::new();
     for role in ["original", "transparent", "mask"] {

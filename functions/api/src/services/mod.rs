@@ -3,6 +3,7 @@
 //! its outcome (errors through `crate::error`) to a response.
 
 pub mod checkout;
+pub mod media;
 pub mod payment_events;
 pub mod sign_in;
 pub mod stripe_guard;

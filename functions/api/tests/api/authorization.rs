@@ -36,12 +36,15 @@ struct World {
     order_id: String,
     design_id: String,
     upload_id: String,
+    /// A completed upload of the owner's (the artwork), for cut-out jobs.
+    asset_id: String,
     job_id: String,
     design_body: Value,
 }
 
 async fn world(app: &TestApp) -> World {
     let (owner_id, owner) = app.register("owner@example.com").await;
+    let _ = &owner_id;
     let (_, other) = app.register("other@example.com").await;
     let staff = app.staff("staff@example.com", "fulfillment").await;
     let admin = app.staff("admin@example.com", "admin").await;
@@ -95,12 +98,14 @@ async fn world(app: &TestApp) -> World {
         .await
         .unwrap();
     let upload_id = started["upload"]["id"].as_str().unwrap_or_else(|| panic!("an upload: {started}")).to_owned();
-    let job_id: String = app
-        .scalar(&format!(
-            "INSERT INTO jobs (user_id, upload_asset_id) VALUES ('{owner_id}', '{artwork}') RETURNING id::text"
-        ))
-        .await;
-    World { tokens, product_id, order_id, design_id, upload_id, job_id, design_body }
+    let queued: Value = app
+        .send_json_as(Method::POST, "/api/jobs", &owner, &json!({"asset_id": artwork}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let job_id = queued["job"]["id"].as_str().unwrap_or_else(|| panic!("a job: {queued}")).to_owned();
+    World { tokens, product_id, order_id, design_id, upload_id, asset_id: artwork, job_id, design_body }
 }
 
 /// Fills a route's parameters with the world's resources.
@@ -126,7 +131,7 @@ fn call(world: &World, path: &str, method: &Method, access: Access) -> Call {
     let body = match (access, method) {
         (Access::Owner(Owned::Design), &Method::PUT) => Some(world.design_body.clone()),
         (Access::Owner(Owned::Upload), &Method::POST) if filled == "/api/jobs" => {
-            Some(json!({"upload_id": world.upload_id}))
+            Some(json!({"asset_id": world.asset_id}))
         }
         (_, &Method::POST | &Method::PUT | &Method::PATCH) => Some(json!({})),
         _ => None,
