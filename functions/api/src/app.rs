@@ -75,6 +75,7 @@ pub fn router(state: AppState, config: &ApiConfig, local_objects: Option<Arc<Loc
         .route("/api/webhooks/stripe", post(webhooks::stripe).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)))
         .route("/api/admin/products", post(admin::create_product))
         .route("/api/admin/products/{id}", axum::routing::patch(admin::update_product).delete(admin::archive_product))
+        .route("/api/admin/variants/{id}", axum::routing::patch(admin::update_variant))
         .route("/api/admin/orders", get(admin::list_orders))
         .route("/api/admin/orders/{id}", get(admin::show_order))
         .route("/api/admin/orders/{id}/status", axum::routing::patch(admin::move_order));
@@ -149,6 +150,7 @@ impl App {
             bind = %config.bind,
             db = ?config.db,
             catalog_ttl_secs = config.catalog_ttl.as_secs(),
+            catalog_version_check_ms = config.catalog_version_check.as_millis() as u64,
             request_timeout_ms = config.request_timeout.as_millis() as u64,
             max_body_bytes = config.max_body_bytes,
             metrics = %config.metrics,
@@ -168,7 +170,7 @@ impl App {
                 (Arc::new(queue), Some(receiver))
             }
         };
-        let cache = CatalogCache::new(Catalog::new(db.clone()), config.catalog_ttl);
+        let cache = CatalogCache::new(Catalog::new(db.clone()), config.catalog_ttl, config.catalog_version_check);
         let payments = config.payments.build().context("building the payments provider")?;
         tracing::info!(provider = payments.name(), "payments");
         let edge_purge =

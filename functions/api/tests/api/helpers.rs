@@ -40,7 +40,12 @@ impl TestApp {
 
     /// Spawns with extra environment settings (e.g. a short cache TTL).
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
-        let db = TestDb::seeded().await;
+        Self::spawn_on(TestDb::seeded().await, extra).await
+    }
+
+    /// Spawns on a database of the test's choosing: a second instance on another's database
+    /// (`app.db.clone()`), or one whose replica is a frozen copy. `stop` drops `db`.
+    pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = config_at(&db.url, &format!("http://{addr}"), extra);

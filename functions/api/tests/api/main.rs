@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod catalog;
+mod catalog_versions;
 mod designs;
 mod errors;
 mod health;
