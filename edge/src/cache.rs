@@ -362,7 +362,8 @@ mod tests {
             m.insert(CDN_CACHE_CONTROL, cdn.parse().unwrap());
             m
         };
-        let catalog = storable(StatusCode::OK, &h("public, max-age=30", "public, max-age=3600, stale-while-revalidate=7200"));
+        let catalog =
+            storable(StatusCode::OK, &h("public, max-age=30", "public, max-age=3600, stale-while-revalidate=7200"));
         assert_eq!(
             catalog,
             Some(Lifetime { fresh: Duration::from_secs(3600), stale_while_revalidate: Duration::from_secs(7200) })

@@ -558,7 +558,11 @@ impl Edge {
     /// `{"keys": ["/api/products"], "prefixes": ["/api/products/"], "again_after_secs": 12}`.
     /// With `again_after_secs` (1–25) the same purge is handed back to the host to run again
     /// after that many seconds.
-    async fn purge<P: Platform>(&self, platform: &P, request: &Request<Bytes>) -> (Response<Bytes>, Option<PurgeAgain>) {
+    async fn purge<P: Platform>(
+        &self,
+        platform: &P,
+        request: &Request<Bytes>,
+    ) -> (Response<Bytes>, Option<PurgeAgain>) {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct PurgeRequest {
@@ -621,7 +625,7 @@ impl Edge {
             keys = keys.len(),
             prefixes = body.prefixes.len(),
             purged_keys,
-            again_after_secs = again_after.map(|d| d.as_secs()),
+            again_after_secs = ?again_after.map(|d| d.as_secs()),
             "purged"
         );
         let again = again_after.map(|after| PurgeAgain { after, keys, prefixes: body.prefixes });
@@ -926,7 +930,8 @@ fn parse_again_after(raw: Option<&serde_json::Value>) -> Result<Option<Duration>
     let Some(number) = value.as_number() else {
         return Err(format!("{expected}, got {shown} (not a number)"));
     };
-    let too_long = || format!("{expected}, got {shown} (too long: a Worker keeps working at most 30 s after answering)");
+    let too_long =
+        || format!("{expected}, got {shown} (too long: a Worker keeps working at most 30 s after answering)");
     let negative = || format!("{expected}, got {shown} (negative)");
     match (number.as_u64(), number.as_i64(), number.as_f64()) {
         (Some(secs), _, _) if (1..=MAX_PURGE_AGAIN_AFTER_SECS).contains(&secs) => Ok(Some(Duration::from_secs(secs))),

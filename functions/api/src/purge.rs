@@ -12,6 +12,9 @@
 //! ends within `REQUEST_TIMEOUT_MS`; so the edge repeats the purge [`again_after`] that sum
 //! (plus a second for the trip to the edge), and nothing older can be stored after it.
 //!
+//! An edge older than `again_after_secs` refuses the field (400); the purge is then sent again
+//! without it, so a deploy that updates the API before the Worker still purges (once).
+//!
 //! A purge that fails is logged and does not fail the admin's write (it is committed); the
 //! response says `edge_purged: false`, and the edge's copies then expire by their own TTL.
 
@@ -59,13 +62,13 @@ impl EdgePurge {
     /// again after [`Self::again_after`]. Returns whether the edge accepted.
     pub async fn purge(&self, keys: &[String], prefixes: &[String]) -> bool {
         let again_after_secs = self.again_after.as_secs();
-        let result = self
-            .http
-            .post(&self.url)
-            .bearer_auth(&self.secret)
-            .json(&json!({ "keys": keys, "prefixes": prefixes, "again_after_secs": again_after_secs }))
-            .send()
-            .await;
+        let body = json!({ "keys": keys, "prefixes": prefixes, "again_after_secs": again_after_secs });
+        let mut result = self.http.post(&self.url).bearer_auth(&self.secret).json(&body).send().await;
+        if matches!(&result, Ok(r) if r.status() == reqwest::StatusCode::BAD_REQUEST) {
+            tracing::warn!("the edge refused again_after_secs (an older edge?): purging once, without the repeat");
+            let body = json!({ "keys": keys, "prefixes": prefixes });
+            result = self.http.post(&self.url).bearer_auth(&self.secret).json(&body).send().await;
+        }
         match result {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(keys = keys.len(), prefixes = prefixes.len(), again_after_secs, "edge purged");

@@ -23,7 +23,10 @@ pub enum ProductWrite {
 #[derive(Debug)]
 pub enum VariantWrite {
     /// The variant as stored now, and its product's slug (whose page shows it).
-    Done { variant: Variant, product_slug: Slug },
+    Done {
+        variant: Variant,
+        product_slug: Slug,
+    },
     NotFound,
 }
 
@@ -183,9 +186,9 @@ impl CatalogAdmin {
                 ],
             )
             .await?;
-        let Some(row) = rows.first() else { return Ok(VariantWrite::NotFound) };
-        let variant = <Variant as row::FromRow>::from_row(row)?;
-        let slug: &str = row.column("product_slug")?;
+        let Some(updated) = rows.first() else { return Ok(VariantWrite::NotFound) };
+        let variant = <Variant as row::FromRow>::from_row(updated)?;
+        let slug: &str = updated.column("product_slug")?;
         let product_slug =
             Slug::parse(slug).map_err(|e| crate::row::corrupt_column("product_slug", format!("{slug:?}: {e}")))?;
         Ok(VariantWrite::Done { variant, product_slug })

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use db::testing::TestDb;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, cart};
+use crate::helpers::{TestApp, cart, error_parts};
 
 const SKU: &str = "ST-TEE-BLK-M";
 const OLD_PRICE: i64 = 1299;
@@ -118,11 +118,80 @@ async fn every_catalog_statement_bumps_the_version_in_its_own_transaction() {
 }
 
 #[tokio::test]
+async fn a_price_change_is_for_admins_with_checked_fields_only() {
+    let app = TestApp::spawn().await;
+    let variant = app.variant_id(SKU).await;
+    let admin = app.staff("admin@example.com", "admin").await;
+    let packer = app.staff("packer@example.com", "fulfillment").await;
+    let version: i64 = app.scalar("SELECT version FROM catalog_version").await;
+
+    assert_eq!(change_price(&app, &packer, &variant, 1).await.status(), 403);
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for id in [unknown.as_str(), "not-a-uuid"] {
+        let r = change_price(&app, &admin, id, 1599).await;
+        assert_eq!((r.status(), error_parts(r).await.0.as_str()), (reqwest::StatusCode::NOT_FOUND, "not_found"));
+    }
+    let path = format!("/api/admin/variants/{variant}");
+    for (body, status, code, field) in [
+        (json!({"base_price_cents": -1}), 422, "invalid_product", Some("base_price_cents")),
+        (json!({"base_price_cents": 10_000_001}), 422, "invalid_product", Some("base_price_cents")),
+        (json!({"stock_level": -1}), 422, "invalid_product", Some("stock_level")),
+        (json!({}), 422, "invalid_product", Some("base_price_cents")),
+        (json!({"sku": "X"}), 400, "invalid_json", None),
+        (json!({"base_price_cents": "1599"}), 400, "invalid_json", None),
+    ] {
+        let r = app.send_json_as(reqwest::Method::PATCH, &path, &admin, &body).await;
+        assert_eq!(r.status(), status, "{body}");
+        let (got_code, got_field) = error_parts(r).await;
+        assert_eq!(got_code, code, "{body}");
+        if field.is_some() {
+            assert_eq!(got_field.as_deref(), field, "{body}");
+        }
+    }
+    let unchanged: i64 = app.scalar("SELECT version FROM catalog_version").await;
+    assert_eq!(unchanged, version, "refused writes change nothing");
+    assert_eq!(list_price(&app, &variant).await.0, OLD_PRICE);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_edge_that_predates_again_after_is_still_purged_once() {
+    use wiremock::matchers::{body_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const SECRET: &str = "purge-secret-0123456789abcdef0123456789";
+    // The previous Worker: refuses unknown fields, accepts the old body.
+    let edge = MockServer::start().await;
+    let keys = json!(["/api/products", "/api/products/classic-tee"]);
+    Mock::given(method("POST"))
+        .and(path("/__edge/purge"))
+        .and(body_json(json!({"keys": keys, "prefixes": []})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"purged_keys": 2})))
+        .with_priority(1)
+        .expect(1)
+        .mount(&edge)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/__edge/purge"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {"code": "invalid_body"}})))
+        .expect(1)
+        .mount(&edge)
+        .await;
+    let purge_url = format!("{}/__edge/purge", edge.uri());
+    let app = TestApp::spawn_with(&[("EDGE_PURGE_URL", &purge_url), ("EDGE_PURGE_SECRET", SECRET)]).await;
+    let variant = app.variant_id(SKU).await;
+    let admin = app.staff("admin@example.com", "admin").await;
+    let changed = change_price(&app, &admin, &variant, 1599).await;
+    assert_eq!(changed.status(), 200);
+    assert_eq!(changed.json::<Value>().await.unwrap()["edge_purged"], true);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn with_a_lagging_replica_a_price_change_shows_at_once_in_pages_quotes_and_checkout() {
     let (primary, replica) = primary_and_lagging_replica().await;
     // A long check interval: the instance that made the write must not need it.
-    let app = TestApp::spawn_on(primary, &[("DATABASE_READ_URL", &replica.url), ("CATALOG_VERSION_CHECK_MS", "10000")])
-        .await;
+    let app =
+        TestApp::spawn_on(primary, &[("DATABASE_READ_URL", &replica.url), ("CATALOG_VERSION_CHECK_MS", "10000")]).await;
     let variant = app.variant_id(SKU).await;
     let admin = app.staff("admin@example.com", "admin").await;
 
@@ -241,8 +310,7 @@ async fn under_load_with_a_lagging_replica_no_read_shows_the_old_price_after_the
 
     let seen = seen.lock().unwrap().clone();
     let bound = [write_done, write_done + Duration::from_millis(CHECK_MS)];
-    let old_after_bound: Vec<&Seen> =
-        seen.iter().filter(|s| s.sent >= bound[s.instance] && s.price != 1599).collect();
+    let old_after_bound: Vec<&Seen> = seen.iter().filter(|s| s.sent >= bound[s.instance] && s.price != 1599).collect();
     assert!(old_after_bound.is_empty(), "old prices after the bound: {old_after_bound:?}");
     assert!(seen.iter().all(|s| s.price == OLD_PRICE || s.price == 1599), "only real prices");
     assert!(seen.iter().any(|s| s.sent < write_sent && s.price == OLD_PRICE), "the load ran before the write");
