@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::pool::{Database, Db, StoreError, Tx};
+use crate::pool::{Database, StoreError, Tx};
 use crate::row::{self, FromRow, RowExt, corrupt_column};
 
 /// The catalog's version (`catalog_version.version`): only goes up, once per statement
@@ -121,6 +121,48 @@ impl FromRow for VersionRow {
     }
 }
 
+/// The body of every versioned read: `$read` (a future over the snapshot `$tx`) runs in one
+/// `REPEATABLE READ` snapshot holding at least `$at_least` — on the read pool when its own
+/// version has caught up, else on the primary, which holds every committed version. A macro
+/// rather than a function taking a closure: the reads borrow the transaction, and a
+/// higher-ranked async closure would make the handlers' futures lose `Send`.
+macro_rules! read_at {
+    ($catalog:expr, $at_least:expr, |$tx:ident| $read:expr) => {{
+        let catalog: &Catalog = $catalog;
+        let at_least: CatalogVersion = $at_least;
+        if catalog.db.has_replica() {
+            let mut conn = catalog.db.read.conn().await?;
+            let snapshot = conn.snapshot().await?;
+            let version = version_in(&snapshot).await?;
+            if version >= at_least {
+                let value = {
+                    let $tx = &snapshot;
+                    $read
+                }
+                .await?;
+                snapshot.commit().await?;
+                return Ok(Versioned { value, version, from: ReadFrom::ReadPool });
+            }
+            tracing::info!(
+                replica = version.get(),
+                needed = at_least.get(),
+                "the replica is behind the catalog version: reading the primary"
+            );
+        }
+        let mut conn = catalog.db.primary.conn().await?;
+        let snapshot = conn.snapshot().await?;
+        let version = version_in(&snapshot).await?;
+        let value = {
+            let $tx = &snapshot;
+            $read
+        }
+        .await?;
+        snapshot.commit().await?;
+        let from = if catalog.db.has_replica() { ReadFrom::Primary } else { ReadFrom::ReadPool };
+        Ok(Versioned { value, version, from })
+    }};
+}
+
 impl Catalog {
     pub fn new(db: Database) -> Self {
         Self { db }
@@ -133,48 +175,6 @@ impl Catalog {
         row::one::<VersionRow>(&rows, "reading the catalog version").map(|r| r.0)
     }
 
-    /// Runs `read` in one snapshot that holds at least `at_least`: on the read pool when it
-    /// has caught up, else on the primary.
-    async fn read_at<T>(
-        &self,
-        at_least: CatalogVersion,
-        read: impl AsyncFn(&Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<Versioned<T>, StoreError> {
-        /// `None` (and the snapshot's version) when the snapshot is older than `at_least`.
-        async fn attempt<T>(
-            db: &Db,
-            at_least: CatalogVersion,
-            read: &impl AsyncFn(&Tx<'_>) -> Result<T, StoreError>,
-        ) -> Result<(Option<T>, CatalogVersion), StoreError> {
-            let mut conn = db.conn().await?;
-            let tx = conn.snapshot().await?;
-            let version = version_in(&tx).await?;
-            if version < at_least {
-                return Ok((None, version));
-            }
-            let value = read(&tx).await?;
-            tx.commit().await?;
-            Ok((Some(value), version))
-        }
-
-        if self.db.has_replica() {
-            match attempt(&self.db.read, at_least, &read).await? {
-                (Some(value), version) => return Ok(Versioned { value, version, from: ReadFrom::ReadPool }),
-                (None, behind) => tracing::info!(
-                    replica = behind.get(),
-                    needed = at_least.get(),
-                    "the replica is behind the catalog version: reading the primary"
-                ),
-            }
-        }
-        // The primary holds every committed version (without a replica it is the read pool).
-        let from = if self.db.has_replica() { ReadFrom::Primary } else { ReadFrom::ReadPool };
-        match attempt(&self.db.primary, CatalogVersion::ANY, &read).await? {
-            (Some(value), version) => Ok(Versioned { value, version, from }),
-            (None, version) => Err(StoreError::Corrupt(format!("catalog version {version} is below zero"))),
-        }
-    }
-
     /// Active products in display order, each with its variants, from the read pool.
     pub async fn active_products(&self) -> Result<Vec<Product>, StoreError> {
         Ok(self.active_products_at(CatalogVersion::ANY).await?.value)
@@ -182,27 +182,7 @@ impl Catalog {
 
     /// Active products in display order, each with its variants, at `at_least` or newer.
     pub async fn active_products_at(&self, at_least: CatalogVersion) -> Result<Versioned<Vec<Product>>, StoreError> {
-        self.read_at(at_least, async |tx: &Tx<'_>| {
-            let sql =
-                format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE status = 'active' ORDER BY sort_order, title");
-            let rows = tx.query("listing products", &sql, &[]).await?;
-            let mut products: Vec<Product> = row::all(&rows)?;
-
-            let ids: Vec<Uuid> = products.iter().map(|p| p.id.as_uuid()).collect();
-            let sql = format!(
-                "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.product_id = ANY($1) \
-                 ORDER BY v.product_id, v.sort_order, v.color, v.size"
-            );
-            let rows = tx.query("listing variants", &sql, &[(&ids, Type::UUID_ARRAY)]).await?;
-            for row in &rows {
-                let variant = Variant::from_row(row)?;
-                if let Some(p) = products.iter_mut().find(|p| p.id == variant.product_id) {
-                    p.variants.push(variant);
-                }
-            }
-            Ok(products)
-        })
-        .await
+        read_at!(self, at_least, |tx| active_products_in(tx))
     }
 
     /// An active product by slug, with its variants and the active decoration methods that
@@ -217,31 +197,7 @@ impl Catalog {
         slug: &Slug,
         at_least: CatalogVersion,
     ) -> Result<Versioned<Option<(Product, Vec<DecorationMethod>)>>, StoreError> {
-        self.read_at(at_least, async |tx: &Tx<'_>| {
-            let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE slug = $1 AND status = 'active'");
-            let rows = tx.query("finding a product", &sql, &[(&slug.as_str(), Type::TEXT)]).await?;
-            let Some(mut product) = row::first::<Product>(&rows)? else {
-                return Ok(None);
-            };
-            let id = product.id.as_uuid();
-
-            let sql = format!(
-                "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.product_id = $1 ORDER BY v.sort_order, v.color, v.size"
-            );
-            let rows = tx.query("listing a product's variants", &sql, &[(&id, Type::UUID)]).await?;
-            product.variants = row::all(&rows)?;
-
-            let sql = format!(
-                "SELECT {METHOD_COLUMNS} FROM decoration_methods m \
-                 WHERE m.status = 'active' AND (m.applies_to_all_products OR EXISTS \
-                   (SELECT 1 FROM decoration_method_products dmp WHERE dmp.method_id = m.id AND dmp.product_id = $1)) \
-                 ORDER BY m.sort_order, m.name"
-            );
-            let rows = tx.query("listing a product's decoration methods", &sql, &[(&id, Type::UUID)]).await?;
-            let methods = row::all::<MethodAvailability>(&rows)?.into_iter().map(|m| m.method).collect();
-            Ok(Some((product, methods)))
-        })
-        .await
+        read_at!(self, at_least, |tx| active_product_in(tx, slug))
     }
 
     /// A variant of any product status (pricing decides what an archived product means).
@@ -255,15 +211,7 @@ impl Catalog {
         id: VariantId,
         at_least: CatalogVersion,
     ) -> Result<Versioned<Option<VariantForSale>>, StoreError> {
-        self.read_at(at_least, async |tx: &Tx<'_>| {
-            let sql = format!(
-                "SELECT {VARIANT_COLUMNS}, {FOR_SALE_COLUMNS} FROM variants v JOIN products p ON p.id = v.product_id \
-                 WHERE v.id = $1"
-            );
-            let rows = tx.query("finding a variant", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
-            row::first(&rows)
-        })
-        .await
+        read_at!(self, at_least, |tx| variant_in(tx, id))
     }
 
     /// A decoration method by name, whatever its status.
@@ -277,12 +225,7 @@ impl Catalog {
         name: &MethodName,
         at_least: CatalogVersion,
     ) -> Result<Versioned<Option<MethodAvailability>>, StoreError> {
-        self.read_at(at_least, async |tx: &Tx<'_>| {
-            let sql = format!("SELECT {METHOD_COLUMNS} FROM decoration_methods m WHERE m.name = $1");
-            let rows = tx.query("finding a decoration method", &sql, &[(&name.as_str(), Type::TEXT)]).await?;
-            row::first(&rows)
-        })
-        .await
+        read_at!(self, at_least, |tx| method_in(tx, name))
     }
 
     /// All active discount rules.
@@ -295,13 +238,77 @@ impl Catalog {
         &self,
         at_least: CatalogVersion,
     ) -> Result<Versioned<Vec<PriceRule>>, StoreError> {
-        self.read_at(at_least, async |tx: &Tx<'_>| {
-            let sql = format!("SELECT {PRICE_RULE_COLUMNS} FROM price_rules WHERE active ORDER BY priority DESC, id");
-            let rows = tx.query("listing price rules", &sql, &[]).await?;
-            row::all(&rows)
-        })
-        .await
+        read_at!(self, at_least, |tx| active_price_rules_in(tx))
     }
+}
+
+async fn active_products_in(tx: &Tx<'_>) -> Result<Vec<Product>, StoreError> {
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE status = 'active' ORDER BY sort_order, title");
+    let rows = tx.query("listing products", &sql, &[]).await?;
+    let mut products: Vec<Product> = row::all(&rows)?;
+
+    let ids: Vec<Uuid> = products.iter().map(|p| p.id.as_uuid()).collect();
+    let sql = format!(
+        "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.product_id = ANY($1) \
+         ORDER BY v.product_id, v.sort_order, v.color, v.size"
+    );
+    let rows = tx.query("listing variants", &sql, &[(&ids, Type::UUID_ARRAY)]).await?;
+    for row in &rows {
+        let variant = Variant::from_row(row)?;
+        if let Some(p) = products.iter_mut().find(|p| p.id == variant.product_id) {
+            p.variants.push(variant);
+        }
+    }
+    Ok(products)
+}
+
+async fn active_product_in(
+    tx: &Tx<'_>,
+    slug: &Slug,
+) -> Result<Option<(Product, Vec<DecorationMethod>)>, StoreError> {
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE slug = $1 AND status = 'active'");
+    let rows = tx.query("finding a product", &sql, &[(&slug.as_str(), Type::TEXT)]).await?;
+    let Some(mut product) = row::first::<Product>(&rows)? else {
+        return Ok(None);
+    };
+    let id = product.id.as_uuid();
+
+    let sql = format!(
+        "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.product_id = $1 ORDER BY v.sort_order, v.color, v.size"
+    );
+    let rows = tx.query("listing a product's variants", &sql, &[(&id, Type::UUID)]).await?;
+    product.variants = row::all(&rows)?;
+
+    let sql = format!(
+        "SELECT {METHOD_COLUMNS} FROM decoration_methods m \
+         WHERE m.status = 'active' AND (m.applies_to_all_products OR EXISTS \
+           (SELECT 1 FROM decoration_method_products dmp WHERE dmp.method_id = m.id AND dmp.product_id = $1)) \
+         ORDER BY m.sort_order, m.name"
+    );
+    let rows = tx.query("listing a product's decoration methods", &sql, &[(&id, Type::UUID)]).await?;
+    let methods = row::all::<MethodAvailability>(&rows)?.into_iter().map(|m| m.method).collect();
+    Ok(Some((product, methods)))
+}
+
+async fn variant_in(tx: &Tx<'_>, id: VariantId) -> Result<Option<VariantForSale>, StoreError> {
+    let sql = format!(
+        "SELECT {VARIANT_COLUMNS}, {FOR_SALE_COLUMNS} FROM variants v JOIN products p ON p.id = v.product_id \
+         WHERE v.id = $1"
+    );
+    let rows = tx.query("finding a variant", &sql, &[(&id.as_uuid(), Type::UUID)]).await?;
+    row::first(&rows)
+}
+
+async fn method_in(tx: &Tx<'_>, name: &MethodName) -> Result<Option<MethodAvailability>, StoreError> {
+    let sql = format!("SELECT {METHOD_COLUMNS} FROM decoration_methods m WHERE m.name = $1");
+    let rows = tx.query("finding a decoration method", &sql, &[(&name.as_str(), Type::TEXT)]).await?;
+    row::first(&rows)
+}
+
+async fn active_price_rules_in(tx: &Tx<'_>) -> Result<Vec<PriceRule>, StoreError> {
+    let sql = format!("SELECT {PRICE_RULE_COLUMNS} FROM price_rules WHERE active ORDER BY priority DESC, id");
+    let rows = tx.query("listing price rules", &sql, &[]).await?;
+    row::all(&rows)
 }
 
 impl FromRow for Product {
