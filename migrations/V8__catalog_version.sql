@@ -7,10 +7,11 @@
 -- CATALOG_VERSION_CHECK_MS and reload what is older; a reload reads a replica only when the
 -- replica's own copy of this row has caught up (see docs/ARCHITECTURE.md, "Caches").
 --
--- Statement-level triggers: one bump per statement, whatever the number of rows, and even
--- for a statement that changed nothing (a harmless reload). The UPDATE locks the single row,
--- so catalog writes commit one after the other and versions are handed out in commit order;
--- catalog writes are rare staff actions, never on the checkout path.
+-- Statement-level triggers with transition tables: one bump per statement that changed at
+-- least one row, whatever the number of rows (a statement that matched nothing, such as an
+-- update of an unknown id or a re-run of the idempotent seed, bumps nothing). The UPDATE
+-- locks the single row, so catalog writes commit one after the other and versions are handed
+-- out in commit order; catalog writes are rare staff actions, never on the checkout path.
 CREATE TABLE catalog_version (
     -- TRUE only: one row.
     id         BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
@@ -27,6 +28,17 @@ BEGIN
 END;
 $$;
 
+-- For INSERT, UPDATE and DELETE: `changed` is the statement's transition table.
+CREATE FUNCTION bump_catalog_version_if_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM changed) THEN
+        UPDATE catalog_version SET version = version + 1, changed_at = now() WHERE id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
 DO $$
 DECLARE
     t TEXT;
@@ -34,9 +46,18 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['products', 'variants', 'decoration_methods', 'decoration_method_products',
                              'price_rules']
     LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS changed '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version_if_changed()',
+                       t || '_inserted_bump_catalog_version', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %I REFERENCING NEW TABLE AS changed '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version_if_changed()',
+                       t || '_updated_bump_catalog_version', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS changed '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version_if_changed()',
+                       t || '_deleted_bump_catalog_version', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %I '
                        'FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version()',
-                       t || '_bump_catalog_version', t);
+                       t || '_truncated_bump_catalog_version', t);
     END LOOP;
 END;
 $$;

@@ -262,10 +262,7 @@ async fn active_products_in(tx: &Tx<'_>) -> Result<Vec<Product>, StoreError> {
     Ok(products)
 }
 
-async fn active_product_in(
-    tx: &Tx<'_>,
-    slug: &Slug,
-) -> Result<Option<(Product, Vec<DecorationMethod>)>, StoreError> {
+async fn active_product_in(tx: &Tx<'_>, slug: &Slug) -> Result<Option<(Product, Vec<DecorationMethod>)>, StoreError> {
     let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE slug = $1 AND status = 'active'");
     let rows = tx.query("finding a product", &sql, &[(&slug.as_str(), Type::TEXT)]).await?;
     let Some(mut product) = row::first::<Product>(&rows)? else {
