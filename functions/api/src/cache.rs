@@ -112,21 +112,30 @@ impl CatalogCache {
     /// The primary's catalog version as this instance knows it: asked again when the last
     /// answer is older than the check interval.
     pub async fn known_version(&self) -> CatalogVersion {
-        let (version, advanced) = self.watch.current(&self.catalog, false).await;
-        if advanced {
+        self.read_version().await.0
+    }
+
+    /// The version to read at, and — when this request just waited for a version query that
+    /// failed and a miss would be loaded from that same primary (no replica) — the error to
+    /// answer a miss with: waiting for the database twice would double the time to a 503.
+    /// Hits are served either way.
+    async fn read_version(&self) -> (CatalogVersion, Option<StoreError>) {
+        let seen = self.watch.current(&self.catalog, false).await;
+        if seen.advanced {
             self.drop_older_entries();
         }
-        version
+        let down = seen.failed.filter(|_| !self.catalog.has_replica());
+        (seen.version, down.map(|reason| StoreError::Unavailable { doing: "reading the catalog version", reason }))
     }
 
     /// Reads the primary's version now, whatever the interval: a catalog write through this
     /// instance has committed, and its next read must show it.
     pub async fn catalog_changed(&self) -> CatalogVersion {
-        let (version, advanced) = self.watch.current(&self.catalog, true).await;
-        if advanced {
+        let seen = self.watch.current(&self.catalog, true).await;
+        if seen.advanced {
             self.drop_older_entries();
         }
-        version
+        seen.version
     }
 
     /// No request asks for an older version's keys any more: free their memory now rather
@@ -140,7 +149,10 @@ impl CatalogCache {
 
     /// `GET /api/products`, rendered.
     pub async fn product_list(&self) -> Result<Rendered, Arc<StoreError>> {
-        let at = self.known_version().await;
+        let (at, down) = self.read_version().await;
+        if let Some(e) = down {
+            return self.responses.get(&(ResponseKey::ProductList, at)).await.ok_or_else(|| Arc::new(e));
+        }
         self.responses
             .try_get_with((ResponseKey::ProductList, at), async {
                 let read = self.catalog.active_products_at(at).await?;
@@ -151,7 +163,10 @@ impl CatalogCache {
 
     /// `GET /api/products/{slug}`, rendered.
     pub async fn product(&self, slug: Slug) -> Result<Rendered, Arc<StoreError>> {
-        let at = self.known_version().await;
+        let (at, down) = self.read_version().await;
+        if let Some(e) = down {
+            return self.responses.get(&(ResponseKey::Product(slug), at)).await.ok_or_else(|| Arc::new(e));
+        }
         self.responses
             .try_get_with((ResponseKey::Product(slug.clone()), at), async move {
                 let read = self.catalog.active_product_at(&slug, at).await?;
@@ -169,7 +184,17 @@ impl CatalogCache {
     /// The variant, method and discount rules of a quote, all at (or after) the version this
     /// instance knows: a quote never prices from before a change the instance has seen.
     pub async fn quote_facts(&self, id: VariantId, name: &MethodName) -> Result<QuoteFacts, Arc<StoreError>> {
-        let at = self.known_version().await;
+        let (at, down) = self.read_version().await;
+        if let Some(e) = down {
+            let cached = (
+                self.variants.get(&(id, at)).await,
+                self.methods.get(&(name.clone(), at)).await,
+                self.rules.get(&at).await,
+            );
+            let (Some(variant), Some(method), Some(rules)) = cached else { return Err(Arc::new(e)) };
+            let version = variant.version.min(method.version).min(rules.version);
+            return Ok(QuoteFacts { variant: variant.value, method: method.value, rules: rules.value, version });
+        }
         let variant = self.variants.try_get_with((id, at), async move {
             let read = self.catalog.variant_at(id, at).await?;
             Ok::<_, StoreError>(Entry { value: read.value.map(Arc::new), version: read.version })
@@ -201,61 +226,81 @@ struct VersionWatch {
     checking: tokio::sync::Mutex<()>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Known {
     version: CatalogVersion,
     /// When the query that answered `version` was sent (it saw every commit before then).
     /// `None`: never asked.
     asked_at: Option<Instant>,
+    /// Why the last query failed, if it did (`version` is then the one before).
+    failed: Option<String>,
+}
+
+/// What a request learnt from [`VersionWatch::current`].
+struct Seen {
+    version: CatalogVersion,
+    /// The version moved on from what was known before.
+    advanced: bool,
+    /// The query this request waited for failed (not: an earlier one it did not wait for).
+    failed: Option<String>,
 }
 
 impl VersionWatch {
     fn new(every: Duration) -> Self {
         Self {
             every,
-            known: Mutex::new(Known { version: CatalogVersion::ANY, asked_at: None }),
+            known: Mutex::new(Known { version: CatalogVersion::ANY, asked_at: None, failed: None }),
             checking: tokio::sync::Mutex::new(()),
         }
     }
 
     fn known(&self) -> Known {
-        *self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Good enough for a request that arrived at `arrived`: younger than the interval, or
-    /// asked after the request arrived (it then saw every commit the request could know of).
-    fn fresh(&self, known: Known, arrived: Instant, force: bool) -> bool {
-        known.asked_at.is_some_and(|asked| asked >= arrived || (!force && asked.elapsed() < self.every))
+    /// Asked after the request arrived: the answer saw every commit the request could know of.
+    fn asked_since(known: &Known, arrived: Instant) -> bool {
+        known.asked_at.is_some_and(|asked| asked >= arrived)
+    }
+
+    /// Younger than the interval.
+    fn recent(&self, known: &Known) -> bool {
+        known.asked_at.is_some_and(|asked| asked.elapsed() < self.every)
     }
 
     /// The version, read from the primary if the last answer is too old (always, with
-    /// `force`); and whether it moved on from what was known before.
-    async fn current(&self, catalog: &Catalog, force: bool) -> (CatalogVersion, bool) {
+    /// `force`), unless another request's query sent after this one arrived answers it.
+    async fn current(&self, catalog: &Catalog, force: bool) -> Seen {
         let arrived = Instant::now();
         let known = self.known();
-        if self.fresh(known, arrived, force) {
-            return (known.version, false);
+        if !force && self.recent(&known) {
+            return Seen { version: known.version, advanced: false, failed: None };
         }
         let _turn = self.checking.lock().await;
         let known = self.known();
-        if self.fresh(known, arrived, force) {
-            return (known.version, false);
+        if Self::asked_since(&known, arrived) {
+            return Seen { version: known.version, advanced: false, failed: known.failed };
         }
-        let asked_at = Instant::now();
+        if !force && self.recent(&known) {
+            return Seen { version: known.version, advanced: false, failed: None };
+        }
+        let asked_at = Some(Instant::now());
         match catalog.primary_version().await {
             Ok(version) => {
                 *self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Known { version, asked_at: Some(asked_at) };
+                    Known { version, asked_at, failed: None };
                 if version != known.version {
                     tracing::info!(from = known.version.get(), to = version.get(), "catalog version changed");
                 }
-                (version, version > known.version)
+                Seen { version, advanced: version > known.version, failed: None }
             }
             Err(e) => {
                 // Keep serving what we know; ask again after the interval, not per request.
                 tracing::warn!(error = %e, known = known.version.get(), "reading the catalog version failed");
-                self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).asked_at = Some(asked_at);
-                (known.version, false)
+                let failed = Some(e.to_string());
+                *self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Known { version: known.version, asked_at, failed: failed.clone() };
+                Seen { version: known.version, advanced: false, failed }
             }
         }
     }

@@ -168,6 +168,11 @@ impl Catalog {
         Self { db }
     }
 
+    /// Whether reads may go to a replica (`DATABASE_READ_URL`).
+    pub fn has_replica(&self) -> bool {
+        self.db.has_replica()
+    }
+
     /// The primary's current catalog version: the newest committed catalog change.
     pub async fn primary_version(&self) -> Result<CatalogVersion, StoreError> {
         let conn = self.db.primary.conn().await?;
