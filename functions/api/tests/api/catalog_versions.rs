@@ -358,6 +358,9 @@ async fn through_the_edge_a_price_change_under_load_converges_within_the_documen
         ("EDGE_CACHE_PREFIXES", "/api/products".to_owned()),
         ("EDGE_RATE_API", "1000000/15m".to_owned()),
         ("EDGE_ORIGIN_TIMEOUT_MS", "2000".to_owned()),
+        // The secret the test API expects from its edge (`helpers::EDGE_SECRET`), where the
+        // API authenticates its edge.
+        ("EDGE_ORIGIN_SECRET", "test-edge-origin-secret-0123456789abcdef".to_owned()),
     ]
     .into_iter()
     .collect();
