@@ -9,7 +9,14 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, RANGE, SET_COOKIE, VARY};
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+
+/// RFC 9213's `CDN-Cache-Control`: a lifetime meant for CDNs (us) only. When an origin sends
+/// it, it alone decides whether and how long the edge stores the response, and the edge
+/// strips it before answering, so browsers and caches further down follow `Cache-Control`.
+/// The API uses it to keep catalog pages an hour here (purged on every catalog write) while
+/// browsers keep them seconds.
+pub const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
 
 /// Query parameters that only track campaigns and never change a response: dropped from
 /// cache keys (and from the request the origin sees) so they do not split the cache.
@@ -174,8 +181,13 @@ impl CacheControl {
     /// Parses every `Cache-Control` header; unknown directives are ignored, a malformed
     /// number makes its directive absent (so the response is not cached on a guess).
     pub fn parse(headers: &HeaderMap) -> Self {
+        Self::parse_field(headers, &CACHE_CONTROL)
+    }
+
+    /// [`Self::parse`] of another field with the same syntax (`CDN-Cache-Control`).
+    pub fn parse_field(headers: &HeaderMap, field: &HeaderName) -> Self {
         let mut cc = Self::default();
-        for value in headers.get_all(CACHE_CONTROL) {
+        for value in headers.get_all(field) {
             let Ok(value) = value.to_str() else {
                 cc.no_store = true;
                 continue;
@@ -210,9 +222,12 @@ pub struct Lifetime {
     pub stale_while_revalidate: Duration,
 }
 
-/// Whether the edge may store this origin response, and for how long. Never: without an
-/// explicit shared lifetime (no heuristics), with `Set-Cookie`, `private`, `no-store`,
-/// `no-cache`, a `Vary` on anything but `Accept-Encoding`, or an uncacheable status.
+/// Whether the edge may store this origin response, and for how long. The lifetime comes
+/// from `CDN-Cache-Control` when the origin sent one (RFC 9213: it then replaces
+/// `Cache-Control` for us), else from `Cache-Control` (`s-maxage` before `max-age`). Never:
+/// without an explicit shared lifetime (no heuristics), with `Set-Cookie`, `private`,
+/// `no-store`, `no-cache`, a `Vary` on anything but `Accept-Encoding`, or an uncacheable
+/// status.
 pub fn storable(status: StatusCode, headers: &HeaderMap) -> Option<Lifetime> {
     let status_ok = matches!(status.as_u16(), 200 | 203 | 204 | 300 | 301 | 308 | 404 | 410);
     if !status_ok || headers.contains_key(SET_COOKIE) {
@@ -225,7 +240,11 @@ pub fn storable(status: StatusCode, headers: &HeaderMap) -> Option<Lifetime> {
     if !vary_ok {
         return None;
     }
-    let cc = CacheControl::parse(headers);
+    let cc = if headers.contains_key(CDN_CACHE_CONTROL) {
+        CacheControl::parse_field(headers, &CDN_CACHE_CONTROL)
+    } else {
+        CacheControl::parse(headers)
+    };
     if cc.no_store || cc.no_cache || cc.private {
         return None;
     }
@@ -333,5 +352,25 @@ mod tests {
             assert_eq!(storable(StatusCode::OK, &h(never)), None, "{never}");
         }
         assert_eq!(storable(StatusCode::INTERNAL_SERVER_ERROR, &h("max-age=60")), None);
+    }
+
+    #[test]
+    fn cdn_cache_control_replaces_cache_control_for_the_edge() {
+        let h = |cc: &str, cdn: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(CACHE_CONTROL, cc.parse().unwrap());
+            m.insert(CDN_CACHE_CONTROL, cdn.parse().unwrap());
+            m
+        };
+        let catalog =
+            storable(StatusCode::OK, &h("public, max-age=30", "public, max-age=3600, stale-while-revalidate=7200"));
+        assert_eq!(
+            catalog,
+            Some(Lifetime { fresh: Duration::from_secs(3600), stale_while_revalidate: Duration::from_secs(7200) })
+        );
+        // Browsers may not store it, the edge may (RFC 9213's example); and the other way round.
+        assert_eq!(storable(StatusCode::OK, &h("no-store", "max-age=60")).unwrap().fresh, Duration::from_secs(60));
+        assert_eq!(storable(StatusCode::OK, &h("public, max-age=60", "no-store")), None);
+        assert_eq!(storable(StatusCode::OK, &h("public, max-age=60", "max-age=x")), None, "malformed: not stored");
     }
 }

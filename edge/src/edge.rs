@@ -50,6 +50,9 @@ pub const X_CLIENT_IP: HeaderName = HeaderName::from_static("x-client-ip");
 const MAX_URI_BYTES: usize = 8 * 1024;
 /// Most keys or prefixes one purge request may name.
 const MAX_PURGE_ITEMS: usize = 1000;
+/// Longest `again_after_secs` a purge may ask for: a Cloudflare Worker may keep working
+/// 30 s after it has answered (`ctx.wait_until`), and the repeat must fit in that.
+pub const MAX_PURGE_AGAIN_AFTER_SECS: u64 = 25;
 
 /// The edge: configuration plus the state that outlives a request (pool health, which
 /// keys are being refreshed). One per process natively, one per isolate on Cloudflare.
@@ -60,12 +63,30 @@ pub struct Edge {
     revalidating: Mutex<HashSet<CacheKey>>,
 }
 
-/// A response, and possibly a refresh of a stale entry for the host to run after sending
-/// it (natively a spawned task; on Cloudflare `ctx.wait_until`).
+/// A response, and possibly work for the host to run after sending it (natively a spawned
+/// task; on Cloudflare `ctx.wait_until`): a refresh of a stale entry, a purge to repeat.
 #[derive(Debug)]
 pub struct Handled {
     pub response: Response<Bytes>,
     pub revalidate: Option<Revalidation>,
+    pub purge_again: Option<PurgeAgain>,
+}
+
+/// A purge to run again once [`PurgeAgain::after`] has passed (`again_after_secs`): it
+/// removes what a response computed before the catalog write stored after the first purge.
+/// The host waits (natively a sleeping task; on Cloudflare a timer inside `ctx.wait_until`)
+/// and then calls [`Edge::purge_again`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeAgain {
+    after: Duration,
+    keys: Vec<CacheKey>,
+    prefixes: Vec<String>,
+}
+
+impl PurgeAgain {
+    pub fn after(&self) -> Duration {
+        self.after
+    }
 }
 
 /// A pending refresh of one stale cache entry. Only one exists per key at a time; dropping
@@ -98,13 +119,14 @@ struct Outcome {
     cache: CacheStatus,
     pool: Option<PoolId>,
     revalidate: Option<Revalidation>,
+    purge_again: Option<PurgeAgain>,
     /// Preflights carry their own CORS answer.
     cors_done: bool,
 }
 
 impl Outcome {
     fn plain(response: Response<Bytes>) -> Self {
-        Self { response, cache: CacheStatus::Miss, pool: None, revalidate: None, cors_done: false }
+        Self { response, cache: CacheStatus::Miss, pool: None, revalidate: None, purge_again: None, cors_done: false }
     }
 }
 
@@ -196,7 +218,7 @@ impl Edge {
             }
             let elapsed = platform.clock().now().duration_since(started).unwrap_or_default();
             tracing::debug!(elapsed_us = elapsed.as_micros() as u64, "served");
-            Handled { response: outcome.response, revalidate: outcome.revalidate }
+            Handled { response: outcome.response, revalidate: outcome.revalidate, purge_again: outcome.purge_again }
         }
         .instrument(span)
         .await
@@ -294,7 +316,8 @@ impl Edge {
         }
         let path = request.uri().path();
         if path == PURGE_PATH {
-            return Outcome::plain(self.purge(platform, &request).await);
+            let (response, purge_again) = self.purge(platform, &request).await;
+            return Outcome { purge_again, ..Outcome::plain(response) };
         }
         if path == STATUS_PATH {
             return Outcome::plain(self.status(platform.clock().now()));
@@ -362,10 +385,12 @@ impl Edge {
         parts.headers.remove(ACCEPT_ENCODING);
         let validators = [parts.headers.remove(IF_NONE_MATCH), parts.headers.remove(IF_MODIFIED_SINCE)];
         match self.forward(platform, &parts, body, client, affinity).await {
-            Ok((response, pool)) => {
+            Ok((mut response, pool)) => {
                 if parts.method == Method::GET {
                     self.store(platform, &key, &response).await;
                 }
+                // The targeted lifetime was ours; caches after us get `Cache-Control` only.
+                response.headers_mut().remove(cache::CDN_CACHE_CONTROL);
                 let [inm, _] = validators;
                 let client_has_it = response.status() == StatusCode::OK
                     && inm.zip(etag_of(&response)).is_some_and(|(inm, etag)| etag_header_matches(&inm, etag));
@@ -378,9 +403,11 @@ impl Edge {
 
     async fn store<P: Platform>(&self, platform: &P, key: &CacheKey, response: &Response<Bytes>) {
         if let Some(lifetime) = cache::storable(response.status(), response.headers()) {
+            let mut headers = response.headers().clone();
+            headers.remove(cache::CDN_CACHE_CONTROL);
             let entry = CachedResponse {
                 status: response.status(),
-                headers: response.headers().clone(),
+                headers,
                 body: response.body().clone(),
                 stored_at: platform.clock().now(),
                 lifetime,
@@ -533,8 +560,14 @@ impl Edge {
     }
 
     /// `POST /__edge/purge` with `Authorization: Bearer <EDGE_PURGE_SECRET>` and
-    /// `{"keys": ["/api/products"], "prefixes": ["/api/products/"]}`.
-    async fn purge<P: Platform>(&self, platform: &P, request: &Request<Bytes>) -> Response<Bytes> {
+    /// `{"keys": ["/api/products"], "prefixes": ["/api/products/"], "again_after_secs": 12}`.
+    /// With `again_after_secs` (1–25) the same purge is handed back to the host to run again
+    /// after that many seconds.
+    async fn purge<P: Platform>(
+        &self,
+        platform: &P,
+        request: &Request<Bytes>,
+    ) -> (Response<Bytes>, Option<PurgeAgain>) {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct PurgeRequest {
@@ -542,13 +575,16 @@ impl Edge {
             keys: Vec<String>,
             #[serde(default)]
             prefixes: Vec<String>,
+            /// Checked by hand below, so a bad value gets its own precise answer.
+            #[serde(default)]
+            again_after_secs: Option<serde_json::Value>,
         }
 
-        let Some(secret) = &self.config.purge_secret else { return not_found() };
+        let Some(secret) = &self.config.purge_secret else { return (not_found(), None) };
         if request.method() != Method::POST {
             let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "purge with POST");
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
-            return response;
+            return (response, None);
         }
         let presented = request
             .headers()
@@ -557,64 +593,103 @@ impl Edge {
             .unwrap_or_default();
         if !secret.matches(presented) {
             tracing::warn!("purge refused: bad or missing secret");
-            return error(StatusCode::UNAUTHORIZED, "unauthorized", "purging needs the shared secret");
+            return (error(StatusCode::UNAUTHORIZED, "unauthorized", "purging needs the shared secret"), None);
         }
+        let refuse = |code: &str, message: &str| (error(StatusCode::BAD_REQUEST, code, message), None);
         let body: PurgeRequest = match serde_json::from_slice(request.body()) {
             Ok(body) => body,
             Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
+                return refuse(
                     "invalid_body",
-                    &format!("expected {{\"keys\": [..], \"prefixes\": [..]}}: {e}"),
+                    &format!("expected {{\"keys\": [..], \"prefixes\": [..], \"again_after_secs\": n}}: {e}"),
                 );
             }
         };
         if body.keys.len() + body.prefixes.len() > MAX_PURGE_ITEMS {
-            return error(StatusCode::BAD_REQUEST, "invalid_body", "at most 1000 keys and prefixes per purge");
+            return refuse("invalid_body", "at most 1000 keys and prefixes per purge");
         }
+        let again_after = match parse_again_after(body.again_after_secs.as_ref()) {
+            Ok(again_after) => again_after,
+            Err(message) => return refuse("invalid_again_after", &message),
+        };
         let mut keys = Vec::with_capacity(body.keys.len());
         for raw in &body.keys {
             match CacheKey::parse(raw) {
                 Some(key) => keys.push(key),
-                None => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_key",
-                        &format!("{:?} is not a path", truncate(raw, 100)),
-                    );
-                }
+                None => return refuse("invalid_key", &format!("{:?} is not a path", truncate(raw, 100))),
             }
         }
         if let Some(bad) = body.prefixes.iter().find(|p| !p.starts_with('/') || p.len() > 2048) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_prefix",
-                &format!("{:?} is not a path prefix", truncate(bad, 100)),
-            );
+            return refuse("invalid_prefix", &format!("{:?} is not a path prefix", truncate(bad, 100)));
         }
+        let (purged_keys, purged_by_prefix) = match self.apply_purge(platform, &keys, &body.prefixes).await {
+            Ok(counts) => counts,
+            Err(response) => return (response, None),
+        };
+        tracing::info!(
+            keys = keys.len(),
+            prefixes = body.prefixes.len(),
+            purged_keys,
+            again_after_secs = ?again_after.map(|d| d.as_secs()),
+            "purged"
+        );
+        let again = again_after.map(|after| PurgeAgain { after, keys, prefixes: body.prefixes });
+        let response = json(
+            StatusCode::OK,
+            serde_json::json!({
+                "purged_keys": purged_keys,
+                "purged_by_prefix": purged_by_prefix,
+                "again_after_secs": again_after.map(|d| d.as_secs()),
+            }),
+        );
+        (response, again)
+    }
+
+    /// Removes `keys` and everything under `prefixes`: how many keys were there, and how
+    /// many entries the prefixes held (when the cache can tell).
+    async fn apply_purge<P: Platform>(
+        &self,
+        platform: &P,
+        keys: &[CacheKey],
+        prefixes: &[String],
+    ) -> Result<(u64, Option<u64>), Response<Bytes>> {
         let mut purged_keys = 0u64;
-        for key in &keys {
+        for key in keys {
             purged_keys += u64::from(platform.cache().delete(key).await);
         }
         let mut purged_by_prefix: Option<u64> = Some(0);
-        for prefix in &body.prefixes {
+        for prefix in prefixes {
             match platform.cache().purge_prefix(prefix).await {
                 Ok(n) => purged_by_prefix = purged_by_prefix.zip(n).map(|(a, b)| a + b),
                 Err(PurgeError::Unsupported) => {
-                    return error(
+                    return Err(error(
                         StatusCode::NOT_IMPLEMENTED,
                         "prefix_purge_unsupported",
                         "this edge cannot purge by prefix",
-                    );
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "prefix purge failed");
-                    return unavailable();
+                    return Err(unavailable());
                 }
             }
         }
-        tracing::info!(keys = keys.len(), prefixes = body.prefixes.len(), purged_keys, "purged");
-        json(StatusCode::OK, serde_json::json!({ "purged_keys": purged_keys, "purged_by_prefix": purged_by_prefix }))
+        Ok((purged_keys, purged_by_prefix))
+    }
+
+    /// Runs a purge handed out with a purge's response, once its delay has passed (the host
+    /// waits; this does not). Failures are logged: there is no one left to answer.
+    pub async fn purge_again<P: Platform>(&self, platform: &P, job: PurgeAgain) {
+        match self.apply_purge(platform, &job.keys, &job.prefixes).await {
+            Ok((purged_keys, _)) => tracing::info!(
+                keys = job.keys.len(),
+                prefixes = job.prefixes.len(),
+                purged_keys,
+                after_secs = job.after.as_secs(),
+                "purged again"
+            ),
+            Err(response) => tracing::warn!(status = response.status().as_u16(), "repeated purge failed"),
+        }
     }
 
     /// `GET /__edge/health`: the edge is up; which pools are.
@@ -863,6 +938,37 @@ impl std::fmt::Display for CountryField {
             None => f.write_str("-"),
         }
     }
+}
+
+/// `again_after_secs`: absent or `null` (no second purge), or a whole number of seconds from
+/// 1 to [`MAX_PURGE_AGAIN_AFTER_SECS`]. The message says what was wrong with anything else.
+fn parse_again_after(raw: Option<&serde_json::Value>) -> Result<Option<Duration>, String> {
+    let expected = format!("again_after_secs must be a whole number of seconds from 1 to {MAX_PURGE_AGAIN_AFTER_SECS}");
+    let value = match raw {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(value) => value,
+    };
+    let shown = truncate_owned(&value.to_string(), 40);
+    let Some(number) = value.as_number() else {
+        return Err(format!("{expected}, got {shown} (not a number)"));
+    };
+    let too_long =
+        || format!("{expected}, got {shown} (too long: a Worker keeps working at most 30 s after answering)");
+    let negative = || format!("{expected}, got {shown} (negative)");
+    match (number.as_u64(), number.as_i64(), number.as_f64()) {
+        (Some(secs), _, _) if (1..=MAX_PURGE_AGAIN_AFTER_SECS).contains(&secs) => Ok(Some(Duration::from_secs(secs))),
+        (Some(0), _, _) => Err(format!("{expected}, got 0 (leave it out for no second purge)")),
+        (Some(_), _, _) => Err(too_long()),
+        (None, Some(_), _) => Err(negative()),
+        (None, None, Some(f)) if f < 0.0 => Err(negative()),
+        (None, None, Some(f)) if f > MAX_PURGE_AGAIN_AFTER_SECS as f64 => Err(too_long()),
+        _ => Err(format!("{expected}, got {shown} (not whole seconds)")),
+    }
+}
+
+fn truncate_owned(s: &str, max: usize) -> String {
+    let cut = truncate(s, max);
+    if cut.len() < s.len() { format!("{cut}…") } else { cut.to_owned() }
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -28,6 +28,6 @@ pub mod routing;
 pub mod native;
 
 pub use config::{ConfigError, EdgeConfig};
-pub use edge::{Edge, Handled, PoolProbe, ProbeReport, Revalidation};
+pub use edge::{Edge, Handled, PoolProbe, ProbeReport, PurgeAgain, Revalidation};
 pub use geo::{ClientGeo, ClientInfo};
 pub use platform::{Bucket, Clock, EdgeCache, OriginClient, Platform, RateLimitStore};

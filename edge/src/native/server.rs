@@ -1,6 +1,6 @@
 //! The native HTTP/1 server: one task per connection, bodies buffered up to a limit, the
 //! client located by the socket peer (and `x-edge-country` in local mode), stale refreshes
-//! spawned after the response, optional active health probes.
+//! and repeated purges spawned after the response, optional active health probes.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -156,6 +156,13 @@ async fn handle(host: Arc<Host>, request: Request<Incoming>, peer: IpAddr) -> Re
     if let Some(job) = handled.revalidate {
         let host = host.clone();
         tokio::spawn(async move { host.edge.revalidate(&host.platform, job).await });
+    }
+    if let Some(job) = handled.purge_again {
+        let host = host.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(job.after()).await;
+            host.edge.purge_again(&host.platform, job).await;
+        });
     }
     handled.response.map(Full::new)
 }

@@ -120,6 +120,15 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         let (isolate, platform) = (isolate.clone(), platform.clone());
         ctx.wait_until(async move { isolate.edge.revalidate(platform.as_ref(), job).await });
     }
+    if let Some(job) = handled.purge_again {
+        // The repeat of a purge (`again_after_secs` ≤ 25 s): the runtime keeps a Worker
+        // working up to 30 s after its response, timers included.
+        let (isolate, platform) = (isolate.clone(), platform.clone());
+        ctx.wait_until(async move {
+            Delay::from(job.after()).await;
+            isolate.edge.purge_again(platform.as_ref(), job).await;
+        });
+    }
     let every_ms = isolate.config.health_board_every.as_millis() as u64;
     if isolate.board.due(Date::now().as_millis(), every_ms) {
         let namespace = env.durable_object(health::HEALTH_BOARD_BINDING)?;

@@ -151,6 +151,44 @@ async fn a_purge_clears_this_location_and_reaches_every_location_through_the_zon
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_with_again_after_is_repeated_by_the_worker_after_it_has_answered() {
+    let (us, eu, zone) = two_pools().await;
+    us.set(catalog(300, 0, "old"));
+    let edge = Workerd::start(Setup::pools(&us.url(), &eu.url(), &zone.url())).await;
+    let purge = |body: String| {
+        let url = edge.url.clone();
+        async move {
+            let auth = format!("Bearer {SECRET}");
+            send(&url, Method::POST, "/__edge/purge", &[("authorization", auth.as_bytes())], &body).await
+        }
+    };
+    for bad in ["-1", "26", "1.5", "\"2\"", "0"] {
+        let refused = purge(format!(r#"{{"keys":["/api/products"],"again_after_secs":{bad}}}"#)).await;
+        assert_eq!((refused.status, refused.error_code()), (StatusCode::BAD_REQUEST, "invalid_again_after".into()));
+    }
+    assert!(zone.purges().is_empty(), "a refused purge reaches nobody");
+
+    get(&edge.url, "/api/products").await;
+    let done = purge(r#"{"keys":["/api/products"],"again_after_secs":2}"#.to_owned()).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(done.json()["again_after_secs"], 2);
+    // An origin that has not seen the write refills this location right after the purge.
+    let refilled = get(&edge.url, "/api/products").await;
+    assert_eq!((refilled.x_cache(), refilled.text().as_str()), ("MISS", "old"));
+    assert_eq!(get(&edge.url, "/api/products").await.x_cache(), "HIT");
+    assert_eq!(zone.purges().len(), 1);
+
+    // Every origin has the new price now. The Worker answered long ago; its wait_until
+    // repeats the purge here and at the zone API after 2 s.
+    us.set(catalog(300, 0, "new"));
+    assert!(eventually(Duration::from_secs(8), || async { zone.purges().len() == 2 }).await, "purged again");
+    let purges = zone.purges();
+    assert_eq!(purges[1], purges[0], "the same purge");
+    let after = get(&edge.url, "/api/products").await;
+    assert_eq!((after.x_cache(), after.text().as_str()), ("MISS", "new"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_purging_on_the_zone_credentials_are_required() {
     let (us, eu, zone) = two_pools().await;
     let setup = Setup::pools(&us.url(), &eu.url(), &zone.url()).without("CF_API_TOKEN");

@@ -137,6 +137,7 @@ impl App {
             bind = %config.bind,
             db = ?config.db,
             catalog_ttl_secs = config.catalog_ttl.as_secs(),
+            catalog_version_check_ms = config.catalog_version_check.as_millis() as u64,
             request_timeout_ms = config.request_timeout.as_millis() as u64,
             max_body_bytes = config.max_body_bytes,
             metrics = %config.metrics,
@@ -156,7 +157,7 @@ impl App {
                 (Arc::new(queue), Some(receiver))
             }
         };
-        let cache = CatalogCache::new(Catalog::new(db.clone()), config.catalog_ttl);
+        let cache = CatalogCache::new(Catalog::new(db.clone()), config.catalog_ttl, config.catalog_version_check);
         let payments = config.payments.build().context("building the payments provider")?;
         let checkout = Arc::new(config.checkout.clone());
         let stripe_guard =

@@ -24,9 +24,13 @@ pub struct ApiConfig {
     pub objects: ObjectsConfig,
     /// `QUEUE=sqs|memory` and its keys (see `queue::config`).
     pub queue: QueueConfig,
-    /// How long an instance serves catalog data from memory (`CATALOG_CACHE_TTL_SECS`,
-    /// default 60). A catalog change made in SQL is visible everywhere after this.
+    /// How long an instance keeps catalog data in memory (`CATALOG_CACHE_TTL_SECS`, default
+    /// 60): a memory bound; freshness comes from the catalog version (below).
     pub catalog_ttl: Duration,
+    /// How old an instance's knowledge of the primary's catalog version may get before a
+    /// request reads it again (`CATALOG_VERSION_CHECK_MS`, default 1000, 0–10 000): a catalog
+    /// change, made anywhere, is served by every instance within this (see `cache`).
+    pub catalog_version_check: Duration,
     /// Upper bound on any request (`REQUEST_TIMEOUT_MS`, default 10 000).
     pub request_timeout: Duration,
     /// Largest request body accepted (`MAX_BODY_BYTES`, default 64 KiB). Uploads never pass
@@ -62,11 +66,18 @@ pub struct ApiConfig {
 pub struct EdgePurgeConfig {
     pub url: String,
     pub secret: String,
+    /// When the edge repeats each purge: derived from `CATALOG_VERSION_CHECK_MS` and
+    /// `REQUEST_TIMEOUT_MS` (see `purge::again_after`).
+    pub again_after: Duration,
 }
 
 impl std::fmt::Debug for EdgePurgeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdgePurgeConfig").field("url", &self.url).field("secret", &"***").finish()
+        f.debug_struct("EdgePurgeConfig")
+            .field("url", &self.url)
+            .field("secret", &"***")
+            .field("again_after", &self.again_after)
+            .finish()
     }
 }
 
@@ -80,6 +91,8 @@ pub struct ApiSettings {
     pub api_bind_second: Option<SocketAddr>,
     #[serde(default = "defaults::catalog_ttl_secs")]
     pub catalog_cache_ttl_secs: u64,
+    #[serde(default = "defaults::catalog_version_check_ms")]
+    pub catalog_version_check_ms: u64,
     #[serde(default = "defaults::request_timeout_ms")]
     pub request_timeout_ms: u64,
     #[serde(default = "defaults::max_body_bytes")]
@@ -91,6 +104,9 @@ pub struct ApiSettings {
 mod defaults {
     pub fn catalog_ttl_secs() -> u64 {
         60
+    }
+    pub fn catalog_version_check_ms() -> u64 {
+        1_000
     }
     pub fn request_timeout_ms() -> u64 {
         10_000
@@ -112,6 +128,16 @@ impl ApiConfig {
             }
             Ok(value)
         };
+        if s.catalog_version_check_ms > 10_000 {
+            return Err(ConfigError::invalid(
+                "CATALOG_VERSION_CHECK_MS",
+                &s.catalog_version_check_ms.to_string(),
+                "must be at most 10000 (it bounds how long an instance serves an old price)",
+            ));
+        }
+        let catalog_version_check = Duration::from_millis(s.catalog_version_check_ms);
+        let request_timeout = Duration::from_millis(at_least("REQUEST_TIMEOUT_MS", s.request_timeout_ms, 100)?);
+        let again_after = crate::purge::again_after(catalog_version_check, request_timeout);
         let edge_purge = match (s.edge_purge_url, s.edge_purge_secret) {
             (None, None) if mode.is_production() => return Err(ConfigError::Missing("EDGE_PURGE_URL")),
             (None, None) => None,
@@ -124,7 +150,7 @@ impl ApiConfig {
                         "must be at least 32 bytes (the edge refuses shorter ones)",
                     ));
                 }
-                Some(EdgePurgeConfig { url, secret })
+                Some(EdgePurgeConfig { url, secret, again_after })
             }
             (Some(_), None) => return Err(ConfigError::Missing("EDGE_PURGE_SECRET")),
             (None, Some(_)) => return Err(ConfigError::Missing("EDGE_PURGE_URL")),
@@ -143,7 +169,8 @@ impl ApiConfig {
             metrics: runtime::MetricsConfig::from_env(env)?,
             media: crate::services::media::MediaConfig::from_env(env)?,
             catalog_ttl: Duration::from_secs(s.catalog_cache_ttl_secs),
-            request_timeout: Duration::from_millis(at_least("REQUEST_TIMEOUT_MS", s.request_timeout_ms, 100)?),
+            catalog_version_check,
+            request_timeout,
             max_body_bytes: at_least("MAX_BODY_BYTES", s.max_body_bytes, 1024)? as usize,
             in_lambda,
             mode,

@@ -2,7 +2,7 @@
 //! keys (the old system's admin update used request keys as column names): a patch is a
 //! fixed struct whose absent fields keep their value.
 
-use domain::{NewProduct, Product, ProductId, ProductPatch, ProductStatus, Variant};
+use domain::{NewProduct, Product, ProductId, ProductPatch, ProductStatus, Slug, Variant, VariantId, VariantPatch};
 use tokio_postgres::types::Type;
 
 use crate::catalog::{PRODUCT_COLUMNS, VARIANT_COLUMNS};
@@ -17,6 +17,17 @@ pub enum ProductWrite {
     NotFound,
     /// Slug or a SKU already taken.
     Conflict,
+}
+
+/// How a variant write ended.
+#[derive(Debug)]
+pub enum VariantWrite {
+    /// The variant as stored now, and its product's slug (whose page shows it).
+    Done {
+        variant: Variant,
+        product_slug: Slug,
+    },
+    NotFound,
 }
 
 #[derive(Clone)]
@@ -151,6 +162,36 @@ impl CatalogAdmin {
         let rows = conn.query("listing a product's variants", &sql, &[(&product.id.as_uuid(), Type::UUID)]).await?;
         product.variants = row::all(&rows)?;
         Ok(product)
+    }
+
+    /// Applies a variant patch (a price change, typically) in one statement.
+    pub async fn update_variant(&self, id: VariantId, patch: &VariantPatch) -> Result<VariantWrite, StoreError> {
+        let conn = self.db.primary.conn().await?;
+        let (price, cost) = (patch.base_price.map(|c| c.get()), patch.base_cost.map(|c| c.get()));
+        let sql = format!(
+            "UPDATE variants AS v SET base_price_cents = COALESCE($2, v.base_price_cents), \
+               base_cost_cents = COALESCE($3, v.base_cost_cents), stock_level = COALESCE($4, v.stock_level) \
+             FROM products p WHERE v.id = $1 AND p.id = v.product_id \
+             RETURNING {VARIANT_COLUMNS}, p.slug AS product_slug"
+        );
+        let rows = conn
+            .query(
+                "updating a variant",
+                &sql,
+                &[
+                    (&id.as_uuid(), Type::UUID),
+                    (&price, Type::INT8),
+                    (&cost, Type::INT8),
+                    (&patch.stock_level, Type::INT4),
+                ],
+            )
+            .await?;
+        let Some(updated) = rows.first() else { return Ok(VariantWrite::NotFound) };
+        let variant = <Variant as row::FromRow>::from_row(updated)?;
+        let slug: &str = updated.column("product_slug")?;
+        let product_slug =
+            Slug::parse(slug).map_err(|e| crate::row::corrupt_column("product_slug", format!("{slug:?}: {e}")))?;
+        Ok(VariantWrite::Done { variant, product_slug })
     }
 
     /// The slug of a product (for purging its page), whatever its status.

@@ -23,7 +23,7 @@ pub mod tax_quotes;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use catalog::{Catalog, MethodAvailability, VariantForSale};
+pub use catalog::{Catalog, CatalogVersion, MethodAvailability, ReadFrom, VariantForSale, Versioned};
 pub use config::{DbConfig, PoolMode, PoolPlan};
 pub use connect::{Connector, Purpose};
 pub use pool::{Conn, Database, Db, Param, PoolStats, StoreError, Tx};

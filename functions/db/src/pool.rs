@@ -293,6 +293,15 @@ impl Conn {
         Ok(Tx { tx, mode, guard, canceller })
     }
 
+    /// A read-only `REPEATABLE READ` transaction: every statement in it sees one snapshot of
+    /// the database, so a catalog read and the catalog version read beside it agree.
+    pub async fn snapshot(&mut self) -> Result<Tx<'_>, StoreError> {
+        let tx = self.transaction().await?;
+        // Must be the transaction's first statement; it takes no snapshot itself.
+        tx.query("starting a snapshot", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", &[]).await?;
+        Ok(tx)
+    }
+
     /// The raw client, for migrations and tests that need the whole driver.
     pub fn client(&self) -> &tokio_postgres::Client {
         &self.client

@@ -17,6 +17,8 @@ use crate::migrate;
 
 const PREFIX: &str = "stolentee_test_";
 
+/// A handle on a test database: cloning it copies the names, not the database.
+#[derive(Clone)]
 pub struct TestDb {
     pub name: String,
     /// URL of the test database itself.
@@ -115,6 +117,36 @@ impl TestDb {
         let db = Self::migrated().await;
         migrate::seed(&mut db.client().await).await.expect("seeding the test database");
         db
+    }
+
+    /// A copy of this database as it is now (`CREATE DATABASE … TEMPLATE`), ids and all,
+    /// that nothing writes to afterwards: a read replica that stopped replaying the
+    /// primary's changes, for tests of replica lag. Connections to this database are closed
+    /// first (a template must have none).
+    pub async fn frozen_copy(&self) -> Self {
+        let admin = connect(&self.admin_url).await;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let name = format!("{PREFIX}{now}_{}", uuid::Uuid::new_v4().simple());
+        let mut attempts = 0;
+        loop {
+            let _ = admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&self.name],
+                )
+                .await;
+            match admin.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", self.name)).await {
+                Ok(()) => break,
+                // A connection can slip in between the two statements; try again.
+                Err(e) if attempts < 20 => {
+                    attempts += 1;
+                    tracing::debug!(error = %e, "copying the test database: retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("copying test database {} to {name}: {e}", self.name),
+            }
+        }
+        Self { url: with_database(&self.admin_url, &name), name, admin_url: self.admin_url.clone() }
     }
 
     /// A direct connection to this database, for arranging and inspecting state.

@@ -33,11 +33,12 @@ async fn migrations_apply_once_and_are_recorded() {
             "V4__commerce",
             "V5__media_ownership_and_job_deadlines",
             "V6__payment_guards",
-            "V7__sign_in_hardening"
+            "V7__sign_in_hardening",
+            "V8__catalog_version"
         ]
     );
     assert_eq!(migrate::migrate(&mut client).await.unwrap(), Vec::<String>::new());
-    assert_eq!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { version: 7 });
+    assert_eq!(migrate::schema_state(&mut client).await.unwrap(), SchemaState::UpToDate { version: 8 });
     db.drop_db().await;
 }
 

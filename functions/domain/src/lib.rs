@@ -45,7 +45,7 @@ pub use pricing::{
 };
 pub use products::{
     CountryCode, MAX_IMAGES, MAX_VARIANT_PRICE, MAX_VARIANTS, NewProduct, NewVariant, ProductError, ProductPatch,
-    RawProduct, RawProductPatch, RawVariant, WebUrl,
+    RawProduct, RawProductPatch, RawVariant, RawVariantPatch, VariantPatch, WebUrl,
 };
 pub use quote::{
     Location, MAX_QUANTITY, Placement, Quantity, QuantityError, QuoteRequest, QuoteRequestError, RawPlacement,

@@ -130,6 +130,16 @@ pub struct RawProductPatch {
     pub sort_order: Option<i64>,
 }
 
+/// `PATCH /api/admin/variants/{id}`, as sent: a price change (and the other numbers staff
+/// keep per variant). Colour, size and SKU are fixed once orders reference them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariantPatch {
+    pub base_price_cents: Option<i64>,
+    pub base_cost_cents: Option<i64>,
+    pub stock_level: Option<i64>,
+}
+
 /// A product to create, every field checked.
 #[derive(Debug, Clone)]
 pub struct NewProduct {
@@ -167,6 +177,14 @@ pub struct ProductPatch {
     pub country_of_origin: Option<CountryCode>,
     pub status: Option<ProductStatus>,
     pub sort_order: Option<i32>,
+}
+
+/// The variant fields staff may change; `None` keeps the stored value. Never empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariantPatch {
+    pub base_price: Option<Cents>,
+    pub base_cost: Option<Cents>,
+    pub stock_level: Option<i32>,
 }
 
 /// Limits on what a product may hold.
@@ -291,6 +309,23 @@ impl ProductPatch {
     }
 }
 
+impl VariantPatch {
+    pub fn parse(raw: &RawVariantPatch) -> Result<Self, ProductError> {
+        let patch = Self {
+            base_price: raw.base_price_cents.map(|c| money(c, "base_price_cents")).transpose()?,
+            base_cost: raw.base_cost_cents.map(|c| money(c, "base_cost_cents")).transpose()?,
+            stock_level: small_int(raw.stock_level, "stock_level", 0, 1_000_000)?,
+        };
+        if patch.base_price.is_none() && patch.base_cost.is_none() && patch.stock_level.is_none() {
+            return Err(ProductError::new(
+                "base_price_cents",
+                "name at least one of base_price_cents, base_cost_cents, stock_level",
+            ));
+        }
+        Ok(patch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +362,19 @@ mod tests {
         for (body, field) in cases {
             assert_eq!(product(body).unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn a_variant_patch_changes_numbers_only_and_never_nothing() {
+        let patch = |json: serde_json::Value| VariantPatch::parse(&serde_json::from_value(json).unwrap());
+        let price = patch(serde_json::json!({"base_price_cents": 1599})).unwrap();
+        assert_eq!(price, VariantPatch { base_price: Some(Cents::new(1599)), base_cost: None, stock_level: None });
+        assert_eq!(patch(serde_json::json!({})).unwrap_err().field, "base_price_cents");
+        assert_eq!(patch(serde_json::json!({"base_price_cents": -1})).unwrap_err().field, "base_price_cents");
+        assert_eq!(patch(serde_json::json!({"base_price_cents": 10_000_001})).unwrap_err().field, "base_price_cents");
+        assert_eq!(patch(serde_json::json!({"stock_level": -5})).unwrap_err().field, "stock_level");
+        assert!(serde_json::from_value::<RawVariantPatch>(serde_json::json!({"sku": "X"})).is_err());
+        assert!(serde_json::from_value::<RawVariantPatch>(serde_json::json!({"price_cents": 1})).is_err());
     }
 
     #[test]

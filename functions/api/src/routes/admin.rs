@@ -2,23 +2,26 @@
 //! admins). Roles come from the extractors (`Auth<Admin>`, `Auth<Staff>`), which re-read the
 //! role from the database on each request.
 //!
-//! Product writes take a fixed set of fields, parsed by `domain` (`RawProduct`,
-//! `RawProductPatch`: a key that is not in the whitelist is a 400 naming it), never column
-//! names from the request. Deleting archives. After a catalog write commits, this
-//! instance's `CatalogCache` is cleared and the edge is asked to purge `/api/products` and the
-//! product's page; other instances converge within `CATALOG_CACHE_TTL_SECS`.
+//! Product and variant writes take a fixed set of fields, parsed by `domain` (`RawProduct`,
+//! `RawProductPatch`, `RawVariantPatch`: a key that is not in the whitelist is a 400 naming
+//! it), never column names from the request. Deleting archives. After a catalog write
+//! commits, this instance reads the new catalog version at once (its next read shows the
+//! write) and the edge is asked to purge `/api/products` and the product's page, now and
+//! again a few seconds later (`purge.rs`); other instances see the new version within
+//! `CATALOG_VERSION_CHECK_MS`. The response carries `X-Catalog-Version`.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use db::admin::ProductWrite;
+use db::CatalogVersion;
+use db::admin::{ProductWrite, VariantWrite};
 use db::orders::{MoveOutcome, OrderFilter, StatusMove};
 use domain::{
     DesignData, DesignId, NewProduct, OrderId, PaymentStatus, Product, ProductId, ProductPatch, ProductionStatus,
-    RawProduct, RawProductPatch,
+    RawProduct, RawProductPatch, RawVariantPatch, VariantId, VariantPatch,
 };
 use objects::ObjectKey;
 use serde::Deserialize;
@@ -29,20 +32,41 @@ use crate::app::AppState;
 use crate::auth::{Admin, Auth, Staff};
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::routes::catalog::X_CATALOG_VERSION;
 use crate::routes::no_store;
 use crate::views::{self, CustomerView, DesignView, OrderItemView, OrderView, StatusChangeView};
 
 const DESIGN_URL_TTL: Duration = Duration::from_secs(60 * 60);
 
-async fn after_catalog_write(state: &AppState, slug: &str) -> Option<bool> {
-    state.cache.invalidate_all();
-    let purge = state.edge_purge.as_ref()?;
-    let keys = vec!["/api/products".to_owned(), format!("/api/products/{slug}")];
-    Some(purge.purge(&keys, &[]).await)
+/// What a committed catalog write leaves behind: the version that includes it, and whether
+/// the edge accepted the purge (`None`: no edge configured).
+struct AfterWrite {
+    version: CatalogVersion,
+    edge_purged: Option<bool>,
 }
 
-fn product_response(product: &Product, status: StatusCode, edge_purged: Option<bool>) -> Response {
-    no_store((status, Json(json!({ "product": product, "edge_purged": edge_purged }))))
+async fn after_catalog_write(state: &AppState, slug: &str) -> AfterWrite {
+    let version = state.cache.catalog_changed().await;
+    let edge_purged = match state.edge_purge.as_ref() {
+        Some(purge) => {
+            let keys = vec!["/api/products".to_owned(), format!("/api/products/{slug}")];
+            Some(purge.purge(&keys, &[]).await)
+        }
+        None => None,
+    };
+    AfterWrite { version, edge_purged }
+}
+
+fn written(status: StatusCode, body: serde_json::Value, after: &AfterWrite) -> Response {
+    let mut body = body;
+    body["edge_purged"] = json!(after.edge_purged);
+    let mut response = no_store((status, Json(body)));
+    response.headers_mut().insert(X_CATALOG_VERSION, HeaderValue::from(after.version.get()));
+    response
+}
+
+fn product_response(product: &Product, status: StatusCode, after: &AfterWrite) -> Response {
+    written(status, json!({ "product": product }), after)
 }
 
 pub async fn create_product(
@@ -54,8 +78,8 @@ pub async fn create_product(
     match state.catalog_admin.create_product(&product).await? {
         ProductWrite::Done(p) => {
             tracing::info!(product = %p.id, by = %auth.user().id, "product created");
-            let purged = after_catalog_write(&state, p.slug.as_str()).await;
-            Ok(product_response(&p, StatusCode::CREATED, purged))
+            let after = after_catalog_write(&state, p.slug.as_str()).await;
+            Ok(product_response(&p, StatusCode::CREATED, &after))
         }
         ProductWrite::Conflict => {
             Err(ApiError::new(StatusCode::CONFLICT, "product_conflict", "the slug or a SKU is already taken"))
@@ -97,11 +121,35 @@ async fn write_result(
     match result {
         ProductWrite::Done(p) => {
             tracing::info!(product = %p.id, by = %auth.user().id, "{what}");
-            let purged = after_catalog_write(state, p.slug.as_str()).await;
-            Ok(product_response(&p, StatusCode::OK, purged))
+            let after = after_catalog_write(state, p.slug.as_str()).await;
+            Ok(product_response(&p, StatusCode::OK, &after))
         }
         ProductWrite::NotFound => Err(ApiError::not_found("product")),
         ProductWrite::Conflict => Err(ApiError::new(StatusCode::CONFLICT, "product_conflict", "conflicting product")),
+    }
+}
+
+/// `PATCH /api/admin/variants/{id}`: a price (or cost, or stock) change.
+pub async fn update_variant(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<RawVariantPatch>,
+) -> Result<Response, ApiError> {
+    let id: VariantId = raw.parse().map_err(|_| ApiError::not_found("variant"))?;
+    let patch = VariantPatch::parse(&body)?;
+    match state.catalog_admin.update_variant(id, &patch).await? {
+        VariantWrite::Done { variant, product_slug } => {
+            tracing::info!(
+                variant = %variant.id,
+                price_cents = variant.price_cents.get(),
+                by = %auth.user().id,
+                "variant updated"
+            );
+            let after = after_catalog_write(&state, product_slug.as_str()).await;
+            Ok(written(StatusCode::OK, json!({ "variant": variant, "product_slug": product_slug }), &after))
+        }
+        VariantWrite::NotFound => Err(ApiError::not_found("variant")),
     }
 }
 

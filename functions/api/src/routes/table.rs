@@ -100,6 +100,7 @@ pub fn table(development: bool) -> Vec<Route> {
             &[(M::PATCH, Admin), (M::DELETE, Admin)],
             patch(admin::update_product).delete(admin::archive_product),
         ),
+        route("/api/admin/variants/{id}", &[(M::PATCH, Admin)], patch(admin::update_variant)),
         route("/api/admin/orders", &[(M::GET, Staff)], get(admin::list_orders)),
         route("/api/admin/orders/{id}", &[(M::GET, Staff)], get(admin::show_order)),
         route("/api/admin/orders/{id}/status", &[(M::PATCH, Staff)], patch(admin::move_order)),

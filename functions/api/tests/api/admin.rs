@@ -47,7 +47,10 @@ async fn admins_create_update_and_archive_products_and_the_caches_follow() {
     Mock::given(method("POST"))
         .and(path("/__edge/purge"))
         .and(header("authorization", format!("Bearer {PURGE_SECRET}").as_str()))
-        .and(body_json(json!({"keys": ["/api/products", "/api/products/zip-hoodie"], "prefixes": []})))
+        // Purged now and again after the check interval + request limit + 1 s (1 + 10 + 1).
+        .and(body_json(
+            json!({"keys": ["/api/products", "/api/products/zip-hoodie"], "prefixes": [], "again_after_secs": 12}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"purged_keys": 1})))
         .expect(3)
         .mount(&edge)

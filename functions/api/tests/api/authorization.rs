@@ -38,6 +38,7 @@ struct World {
     upload_id: String,
     /// A completed upload of the owner's (the artwork), for cut-out jobs.
     asset_id: String,
+    variant_id: String,
     job_id: String,
     design_body: Value,
 }
@@ -105,7 +106,7 @@ async fn world(app: &TestApp) -> World {
         .await
         .unwrap();
     let job_id = queued["job"]["id"].as_str().unwrap_or_else(|| panic!("a job: {queued}")).to_owned();
-    World { tokens, product_id, order_id, design_id, upload_id, asset_id: artwork, job_id, design_body }
+    World { tokens, product_id, order_id, design_id, upload_id, asset_id: artwork, variant_id: variant, job_id, design_body }
 }
 
 /// Fills a route's parameters with the world's resources.
@@ -124,6 +125,7 @@ fn call(world: &World, path: &str, method: &Method, access: Access) -> Call {
                     Owned::Job => &world.job_id,
                 },
                 (_, p) if p.starts_with("/api/admin/products") => &world.product_id,
+                (_, p) if p.starts_with("/api/admin/variants") => &world.variant_id,
                 (_, p) if p.starts_with("/api/admin/orders") => &world.order_id,
                 _ => "00000000-0000-4000-8000-000000000000",
             },

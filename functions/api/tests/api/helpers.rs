@@ -53,7 +53,7 @@ impl TestApp {
 
     /// Spawns with extra environment settings (e.g. a short cache TTL).
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
-        Self::spawn_metered(extra, None).await
+        Self::spawn_metered(TestDb::seeded().await, extra, None).await
     }
 
     /// Spawns with extra settings, writing its EMF metric lines (`METRICS=emf`) into `sink`.
@@ -61,11 +61,20 @@ impl TestApp {
         extra: &[(&str, &str)],
         sink: std::sync::Arc<runtime::metrics::MemorySink>,
     ) -> Self {
-        Self::spawn_metered(extra, Some(sink)).await
+        Self::spawn_metered(TestDb::seeded().await, extra, Some(sink)).await
     }
 
-    async fn spawn_metered(extra: &[(&str, &str)], sink: Option<std::sync::Arc<runtime::metrics::MemorySink>>) -> Self {
-        let db = TestDb::seeded().await;
+    /// Spawns on a database of the test's choosing: a second instance on another's database
+    /// (`app.db.clone()`), or one whose replica is a frozen copy. `stop` drops `db`.
+    pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_metered(db, extra, None).await
+    }
+
+    async fn spawn_metered(
+        db: TestDb,
+        extra: &[(&str, &str)],
+        sink: Option<std::sync::Arc<runtime::metrics::MemorySink>>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = config_at(&db.url, &format!("http://{addr}"), extra);

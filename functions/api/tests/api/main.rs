@@ -5,6 +5,7 @@ mod admin;
 mod authorization;
 mod auth;
 mod catalog;
+mod catalog_versions;
 mod designs;
 mod errors;
 mod health;
