@@ -383,21 +383,21 @@ mod tests {
         };
         assert_eq!(base.fingerprint(), explicit_code.fingerprint(), "the default code is the code sent");
 
-        let variants: Vec<Box<dyn Fn(&mut TaxRequest)>> = vec![
-            Box::new(|r| r.line_items[0].amount = Cents::new(33437)),
-            Box::new(|r| r.line_items[0].quantity = 25),
-            Box::new(|r| r.line_items[0].reference = "1-ST-TEE-BLK-L".into()),
-            Box::new(|r| r.shipping = Some(Cents::ZERO)),
-            Box::new(|r| r.address.line2 = Some(String::new())),
-            Box::new(|r| r.address.state = None),
-            Box::new(|r| r.address.postal_code = "78702".into()),
-            Box::new(|r| r.address.city = "Austin ".into()),
+        let variants: Vec<fn(&mut TaxRequest)> = vec![
+            |r| r.line_items[0].amount = Cents::new(33437),
+            |r| r.line_items[0].quantity = 25,
+            |r| r.line_items[0].reference = "1-ST-TEE-BLK-L".into(),
+            |r| r.shipping = Some(Cents::ZERO),
+            |r| r.address.line2 = Some(String::new()),
+            |r| r.address.state = None,
+            |r| r.address.postal_code = "78702".into(),
+            |r| r.address.city = "Austin ".into(),
             // Moving text between fields is a different address, not the same bytes.
-            Box::new(|r| {
+            |r| {
                 r.address.line1 = "1 Congress".into();
                 r.address.line2 = Some("Ave".into());
-            }),
-            Box::new(|r| r.currency = Currency::parse("eur").unwrap()),
+            },
+            |r| r.currency = Currency::parse("eur").unwrap(),
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut other = tax_request();

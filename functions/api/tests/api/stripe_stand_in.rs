@@ -149,16 +149,16 @@ fn stripe_error(status: StatusCode, error_type: &str, code: Option<&str>, messag
     (status, axum::Json(json!({"error": {"type": error_type, "code": code, "message": message}}))).into_response()
 }
 
-/// Stripe's checks on every request: a secret key and a pinned version.
-fn authorised(headers: &HeaderMap) -> Result<(), Response> {
+/// Stripe's checks on every request, a secret key and a pinned version: the refusal, if any.
+fn refusal(headers: &HeaderMap) -> Option<Response> {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
     if bearer != Some(format!("Bearer {API_KEY}").as_str()) {
-        return Err(stripe_error(StatusCode::UNAUTHORIZED, "invalid_request_error", None, "Invalid API Key provided"));
+        return Some(stripe_error(StatusCode::UNAUTHORIZED, "invalid_request_error", None, "Invalid API Key provided"));
     }
     if headers.get("stripe-version").is_none() {
-        return Err(stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "no Stripe-Version"));
+        return Some(stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "no Stripe-Version"));
     }
-    Ok(())
+    None
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -201,7 +201,7 @@ fn idempotent(
 }
 
 async fn create_intent(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = authorised(&headers) {
+    if let Some(refused) = refusal(&headers) {
         return refused;
     }
     let form = url_form(&body);
@@ -234,7 +234,7 @@ async fn create_intent(State(inner): State<Shared>, headers: HeaderMap, body: By
 }
 
 async fn retrieve_intent(State(inner): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(refused) = authorised(&headers) {
+    if let Some(refused) = refusal(&headers) {
         return refused;
     }
     let mut inner = inner.lock().unwrap();
@@ -251,7 +251,7 @@ async fn retrieve_intent(State(inner): State<Shared>, headers: HeaderMap, Path(i
 }
 
 async fn calculate_tax(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = authorised(&headers) {
+    if let Some(refused) = refusal(&headers) {
         return refused;
     }
     let form = url_form(&body);
@@ -281,7 +281,7 @@ async fn calculate_tax(State(inner): State<Shared>, headers: HeaderMap, body: By
 }
 
 async fn unknown(headers: HeaderMap) -> Response {
-    if let Err(refused) = authorised(&headers) {
+    if let Some(refused) = refusal(&headers) {
         return refused;
     }
     stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", None, "Unrecognized request URL")
