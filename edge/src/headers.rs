@@ -42,7 +42,10 @@ pub struct CorsPolicy {
 /// Methods a preflight may ask for.
 const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 /// Request headers a preflight may ask for (lower case).
-const ALLOWED_HEADERS: &[&str] = &["content-type", "authorization", "idempotency-key", "x-request-id"];
+/// Request headers the storefront may send cross-origin: guests prove ownership of their
+/// uploads and orders with `X-Guest-Token` and `X-Order-Token`.
+const ALLOWED_HEADERS: &[&str] =
+    &["content-type", "authorization", "idempotency-key", "x-request-id", "x-guest-token", "x-order-token"];
 /// Response headers a script may read.
 const EXPOSED_HEADERS: &str = "x-cache, x-request-id, retry-after, etag";
 
@@ -86,7 +89,9 @@ impl CorsPolicy {
                 h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOWED_METHODS));
                 h.insert(
                     ACCESS_CONTROL_ALLOW_HEADERS,
-                    HeaderValue::from_static("content-type, authorization, idempotency-key, x-request-id"),
+                    HeaderValue::from_static(
+                        "content-type, authorization, idempotency-key, x-request-id, x-guest-token, x-order-token",
+                    ),
                 );
                 h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(self.max_age.as_secs()));
                 if self.allow_credentials {

@@ -229,8 +229,11 @@ mod tests {
     fn production_needs_real_secrets_development_gets_random_ones() {
         assert!(matches!(parse(&[], true), Err(ConfigError::Missing("JWT_KEYS"))));
         assert!(matches!(parse(&[("APP_ENV", "production")], false), Err(ConfigError::Missing("JWT_KEYS"))));
-        let supabase_without_url =
-            [("JWT_SECRET", &*"s".repeat(32)), ("ORDER_TOKEN_SECRET", &*"s".repeat(32)), ("SUPABASE_JWT_SECRET", &*"s".repeat(32))];
+        let supabase_without_url = [
+            ("JWT_SECRET", &*"s".repeat(32)),
+            ("ORDER_TOKEN_SECRET", &*"s".repeat(32)),
+            ("SUPABASE_JWT_SECRET", &*"s".repeat(32)),
+        ];
         assert!(matches!(parse(&supabase_without_url, true), Err(ConfigError::Missing("SUPABASE_URL"))));
         assert!(parse(&supabase_without_url, false).is_ok(), "development may go without it");
         let long = "s".repeat(32);

@@ -99,14 +99,20 @@ async fn world(app: &TestApp) -> World {
         .await
         .unwrap();
     let upload_id = started["upload"]["id"].as_str().unwrap_or_else(|| panic!("an upload: {started}")).to_owned();
-    let queued: Value = app
-        .send_json_as(Method::POST, "/api/jobs", &owner, &json!({"asset_id": artwork}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let queued: Value =
+        app.send_json_as(Method::POST, "/api/jobs", &owner, &json!({"asset_id": artwork})).await.json().await.unwrap();
     let job_id = queued["job"]["id"].as_str().unwrap_or_else(|| panic!("a job: {queued}")).to_owned();
-    World { tokens, product_id, order_id, design_id, upload_id, asset_id: artwork, variant_id: variant, job_id, design_body }
+    World {
+        tokens,
+        product_id,
+        order_id,
+        design_id,
+        upload_id,
+        asset_id: artwork,
+        variant_id: variant,
+        job_id,
+        design_body,
+    }
 }
 
 /// Fills a route's parameters with the world's resources.
@@ -207,7 +213,8 @@ async fn every_route_keeps_its_declared_access_rule_for_every_kind_of_caller() {
             if *access == Access::Public {
                 let distinct: std::collections::BTreeSet<_> = statuses.values().collect();
                 if distinct.len() > 1 {
-                    failures.push(format!("{method} {}: public, yet answers differ by caller: {statuses:?}", route.path));
+                    failures
+                        .push(format!("{method} {}: public, yet answers differ by caller: {statuses:?}", route.path));
                 }
             }
         }

@@ -2,8 +2,8 @@
 //! TEST_DATABASE_URL (`make test` sets it). Compiled as one binary (zero2prod's layout).
 
 mod admin;
-mod authorization;
 mod auth;
+mod authorization;
 mod catalog;
 mod catalog_versions;
 mod designs;
@@ -19,9 +19,9 @@ mod production;
 mod quote;
 mod sign_in_limits;
 mod startup;
-mod supabase_confirmation;
-mod supabase_stand_in;
 mod stripe_stand_in;
 mod stripe_time_travel;
+mod supabase_confirmation;
+mod supabase_stand_in;
 mod uploads;
 mod webhooks;
