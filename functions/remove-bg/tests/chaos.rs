@@ -639,29 +639,37 @@ async fn assert_no_duplicate_results(db: &tokio_postgres::Client) {
 async fn a_worker_killed_mid_job_loses_nothing_and_the_redelivery_finishes_the_job() {
     let _serial = SERIAL.lock().await;
     let db = TestDb::migrated().await;
-    let (victims, bystanders) = if full() { (4, 6) } else { (1, 1) };
-    let timings = Timings::new(4, 3, 2 * (victims + bystanders) as u64);
+    // Waves of one job killed mid-way and its bystanders, in the same batch. (Several kills
+    // in one batch would each cost the batch a delivery: the deployed trigger hands the
+    // function one message at a time.)
+    let (waves, bystanders) = if full() { (3, 4) } else { (1, 1) };
+    let timings = Timings::new(4, 3, 2 * (1 + bystanders) as u64);
     let mut stack = Stack::new(&db.url, timings).await;
     let mut customers = Vec::new();
-    for n in 0..victims + bystanders {
-        // Victims are larger, so the kill lands while they are being cut out.
-        let png = if n < victims { photo_png(1600, 1200, n as u8) } else { photo_png(160, 120, n as u8) };
-        customers.push(stack.customer(&png).await);
+    let mut victims = Vec::new();
+    for wave in 0..waves {
+        let mut jobs = Vec::new();
+        for n in 0..=bystanders {
+            // The victim is larger, so the kill lands while it is being cut out.
+            let png = if n == 0 { photo_png(1600, 1200, wave) } else { photo_png(160, 120, n) };
+            let customer = stack.customer(&png).await;
+            jobs.push(customer.job);
+            customers.push(customer);
+        }
+        victims.push(jobs[0]);
+        let mut chaos = KillMidJob { db: stack.db().await, victims: vec![jobs[0]], killed: HashMap::new() };
+        stack.run_until_final(&jobs, Duration::from_secs(120), &mut chaos).await;
+        assert_eq!(chaos.killed.len(), 1, "wave {wave}: the victim was killed mid-job: {:?}", chaos.killed);
     }
-    let jobs: Vec<Uuid> = customers.iter().map(|c| c.job).collect();
-    let mut chaos = KillMidJob { db: stack.db().await, victims: jobs[..victims].to_vec(), killed: HashMap::new() };
-    stack.run_until_final(&jobs, Duration::from_secs(if full() { 300 } else { 120 }), &mut chaos).await;
 
-    assert_eq!(chaos.killed.len(), victims, "every victim was killed mid-job once: {:?}", chaos.killed);
     let db_client = stack.db().await;
     for (n, customer) in customers.iter().enumerate() {
         let job = stack.poll(customer, customer.job).await;
         assert_eq!(job["status"], "done", "job {n}: {job}");
         let attempts: i32 =
             db_client.query_one("SELECT attempts FROM jobs WHERE id = $1", &[&customer.job]).await.unwrap().get(0);
-        if n < victims {
-            assert_eq!(attempts, 2, "a victim's second attempt, after the kill, finished it");
-        }
+        let expected = if victims.contains(&customer.job) { 2 } else { 1 };
+        assert_eq!(attempts, expected, "job {n}: a victim's second attempt, after the kill, finished it");
         // The storefront downloads the cut-out.
         let url = job["result"]["transparent"]["url"].as_str().expect("a result URL");
         let png = stack.http.get(url).send().await.unwrap().bytes().await.unwrap();
